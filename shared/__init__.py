@@ -1,0 +1,1 @@
+"""VidLuxe core: the embedded ASL engine, storage interfaces, stages and the CLI."""
