@@ -1,0 +1,164 @@
+"""The embedded object store: one file per key under a root directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from shared.errors import NotFoundError, StorageKeyError
+from shared.storage._validation import validate_prefix
+from shared.storage.objects import validate_key
+
+# Temporary files are named ``.<name>~<random>.tmp``: '~' is not allowed in a key, so a temporary file can
+# never be mistaken for an object (``list_keys`` only reports paths that are valid keys).
+_TMP_SEPARATOR = "~"
+_CHUNK = 1024 * 1024
+
+
+class LocalObjectStore:
+    """Objects as files under ``root`` (created if missing).
+
+    Writes are atomic: the data goes to a temporary file in the target's directory, is fsynced, then
+    renamed over the target with :func:`os.replace`, so a reader sees the old object or the new one, never
+    a partial one. Content types are not stored locally (nothing reads them back).
+
+    Every method validates its key with :func:`validate_key` and checks that the resolved path stays
+    inside ``root`` (a symlink under the root cannot be used to escape it); both raise
+    :class:`StorageKeyError`.
+    """
+
+    def __init__(self, root: Path) -> None:
+        """Raises OSError if ``root`` cannot be created."""
+        root.mkdir(parents=True, exist_ok=True)
+        self._root = root.resolve(strict=True)
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    def _path(self, key: str) -> Path:
+        """The file for ``key``; raises StorageKeyError for an unsafe key or one resolving outside root."""
+        validate_key(key)
+        path = self._root / key
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self._root):
+            raise StorageKeyError(
+                f"Object key {key!r} resolves outside the store's root (through a symlink)."
+            )
+        return path
+
+    def _write_atomically(self, key: str, source: BinaryIO | bytes) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise StorageKeyError(f"Object key {key!r} conflicts with an existing object above it.") from exc
+        if path.is_dir():
+            raise StorageKeyError(f"Object key {key!r} conflicts with existing objects under it.")
+        fd, tmp_name = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}{_TMP_SEPARATOR}", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                if isinstance(source, bytes):
+                    tmp.write(source)
+                else:
+                    shutil.copyfileobj(source, tmp, _CHUNK)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+        _fsync_directory(path.parent)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        """Write ``data`` under ``key`` atomically. Raises StorageKeyError for an unsafe key."""
+        self._write_atomically(key, bytes(data))
+
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        """Copy the file at ``path`` under ``key`` atomically.
+
+        Raises StorageKeyError for an unsafe key, FileNotFoundError if ``path`` does not exist.
+        """
+        with open(path, "rb") as source:
+            self._write_atomically(key, source)
+
+    def get_bytes(self, key: str) -> bytes:
+        """Raises NotFoundError when the key does not exist, StorageKeyError for an unsafe key."""
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise NotFoundError(f"No object under key {key!r}.") from exc
+
+    def exists(self, key: str) -> bool:
+        """Raises StorageKeyError for an unsafe key."""
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        """Delete ``key``; a missing key is not an error. Raises StorageKeyError for an unsafe key."""
+        path = self._path(key)
+        if path.is_dir():
+            return
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            path.unlink()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys starting with ``prefix``, sorted. Raises StorageKeyError for an unsafe prefix."""
+        validate_prefix(prefix)
+        directory = prefix.rpartition("/")[0]
+        start = self._path(directory) if directory else self._root
+        if not start.is_dir():
+            return []
+        keys: list[str] = []
+        for dirpath, _dirnames, filenames in os.walk(start):  # does not follow directory symlinks
+            for filename in filenames:
+                full = Path(dirpath) / filename
+                key = full.relative_to(self._root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    self._path(key)  # skips temporary files, foreign names and escaping symlinks
+                except StorageKeyError:
+                    continue
+                if full.is_file():
+                    keys.append(key)
+        return sorted(keys)
+
+    @contextlib.contextmanager
+    def _local_copy(self, key: str) -> Iterator[Path]:
+        path = self._path(key)
+        if not path.is_file():
+            raise NotFoundError(f"No object under key {key!r}.")
+        yield path
+
+    def local_copy(self, key: str) -> contextlib.AbstractContextManager[Path]:
+        """The object's own file (do not modify it).
+
+        Raises NotFoundError when the key does not exist, StorageKeyError for an unsafe key.
+        """
+        return self._local_copy(key)
+
+    def uri(self, key: str) -> str:
+        """``file:///...`` for ``key``. Raises StorageKeyError for an unsafe key."""
+        return self._path(key).as_uri()
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort: not every platform can open a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
