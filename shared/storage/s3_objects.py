@@ -36,7 +36,10 @@ class S3ObjectStore:
     """
 
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
-        """Raises StorageKeyError if ``prefix`` is not a valid key (after removing surrounding '/')."""
+        """Raises ConfigurationError for an empty bucket name.
+
+        Raises StorageKeyError if ``prefix`` is not a valid key (after removing surrounding '/').
+        """
         if not bucket:
             raise ConfigurationError("S3ObjectStore needs a bucket name.")
         self._client = client
