@@ -1,0 +1,78 @@
+"""Build the configured backend of each storage interface from :class:`Settings`.
+
+Backends are imported only when chosen, so the embedded setup never imports boto3, psycopg or redis.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from shared.clock import Clock
+    from shared.settings import Settings
+    from shared.storage.cache import Cache
+    from shared.storage.objects import ObjectStore
+    from shared.storage.tasks import TaskStore
+
+
+def build_object_store(settings: Settings) -> ObjectStore:
+    """``local``: files under ``<home>/objects`` (created); ``s3``: S3, R2 or MinIO.
+
+    Raises ConfigurationError when the s3 backend has no bucket (VIDLUXE_S3_BUCKET).
+    """
+    if settings.object_store == "s3":
+        from shared.storage.s3_objects import S3ObjectStore
+
+        return S3ObjectStore.from_settings(settings)
+    if settings.object_store == "local":
+        from shared.storage.local_objects import LocalObjectStore
+
+        return LocalObjectStore(settings.objects_dir)
+    raise ConfigurationError(f"Unknown object store {settings.object_store!r}: set VIDLUXE_OBJECT_STORE.")
+
+
+def build_task_store(settings: Settings, clock: Clock) -> TaskStore:
+    """``sqlite``: ``<home>/tasks.sqlite3`` (directory created); ``postgres``: VIDLUXE_DATABASE_URL.
+
+    Raises ConfigurationError when the postgres backend has no database URL; the backend's own errors
+    (e.g. psycopg.OperationalError) when the database cannot be opened.
+    """
+    if settings.task_store == "postgres":
+        if not settings.database_url:
+            raise ConfigurationError(
+                "The postgres task store needs a database: set VIDLUXE_DATABASE_URL "
+                "(postgresql://user:password@host:5432/dbname)."
+            )
+        from shared.storage.sql_tasks import PostgresTaskStore
+
+        return PostgresTaskStore(settings.database_url, clock)
+    if settings.task_store == "sqlite":
+        from shared.storage.sql_tasks import SqliteTaskStore
+
+        return SqliteTaskStore(settings.sqlite_path, clock)
+    raise ConfigurationError(f"Unknown task store {settings.task_store!r}: set VIDLUXE_TASK_STORE.")
+
+
+def build_cache(settings: Settings, clock: Clock) -> Cache:
+    """``local``: ``<home>/cache.sqlite3`` (directory created); ``redis``: VIDLUXE_REDIS_URL.
+
+    Raises ConfigurationError when the redis backend has an empty or malformed URL.
+    """
+    if settings.cache == "redis":
+        if not settings.redis_url:
+            raise ConfigurationError(
+                "The redis cache needs a server: set VIDLUXE_REDIS_URL (redis://host:6379/0)."
+            )
+        from shared.storage.redis_cache import RedisCache
+
+        try:
+            return RedisCache.from_url(settings.redis_url)
+        except ValueError as exc:
+            raise ConfigurationError(f"VIDLUXE_REDIS_URL is not a Redis URL: {exc}") from exc
+    if settings.cache == "local":
+        from shared.storage.local_cache import LocalCache
+
+        return LocalCache(settings.cache_path, clock)
+    raise ConfigurationError(f"Unknown cache {settings.cache!r}: set VIDLUXE_CACHE.")
