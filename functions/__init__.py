@@ -1,0 +1,1 @@
+"""AWS Lambda handlers: thin adapters from Lambda events to VidLuxe stages and services."""

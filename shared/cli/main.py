@@ -1,0 +1,232 @@
+"""``vidluxe``: enhance a video, inspect and resume tasks, run any ASL document locally.
+
+Every command exits 0 on success and non-zero with one ``error CODE: message`` line on failure; with
+``--json`` the result is printed as JSON on stdout instead of text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from shared.asl import AslDefinitionError, StateMachine, run_execution
+from shared.cli.progress import StageProgress
+from shared.errors import InvalidInputError, VidluxeError
+from shared.logging import configure_logging
+from shared.pipeline.enhance import EnhanceOptions, OutputFormat, submit_enhance
+from shared.pipeline.execution import new_task_id, run_task
+from shared.pipeline.registry import StageRegistry
+from shared.pipeline.report import build_report, deliver
+from shared.pipeline.runtime import Runtime
+from shared.settings import Settings
+from shared.stages import ALL_STAGES
+from shared.stages.style import PRESETS
+from shared.storage.tasks import TaskRecord, TaskStatus
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_format, "DEBUG" if args.verbose else "WARNING")
+    console = Console(stderr=True)
+    try:
+        handler: Callable[[argparse.Namespace, Settings, Console], int] = args.handler
+        return handler(args, settings, console)
+    except VidluxeError as exc:
+        return _fail(args, exc.code, exc.message)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return _fail(args, "INVALID_OPTION", f"{where}: {first['msg']}")
+    except KeyboardInterrupt:
+        return _fail(args, "INTERRUPTED", "Interrupted; `vidluxe resume TASK_ID` continues where it stopped.")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidluxe", description="Turn a raw video into a premium one.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every stage event to stderr")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    enhance = commands.add_parser("enhance", help="enhance a talking-head video")
+    enhance.add_argument("video", type=Path)
+    enhance.add_argument("--reference", type=Path, help="an image whose style to learn")
+    enhance.add_argument("--preset", choices=sorted(PRESETS), help="a style preset (default: minimal)")
+    enhance.add_argument("--title")
+    enhance.add_argument("--subtitle")
+    enhance.add_argument("--quote", action="append", default=[], dest="quotes", help="repeatable")
+    enhance.add_argument("--width", type=int, default=OutputFormat().width)
+    enhance.add_argument("--height", type=int, default=OutputFormat().height)
+    enhance.add_argument("--fps", type=int, default=OutputFormat().fps)
+    enhance.add_argument("--out", type=Path, default=Path("vidluxe-out"), help="output directory")
+    enhance.add_argument("--json", action="store_true")
+    enhance.set_defaults(handler=_enhance)
+
+    status = commands.add_parser("status", help="show one task")
+    status.add_argument("task_id")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_status)
+
+    tasks = commands.add_parser("tasks", help="list recent tasks")
+    tasks.add_argument("--status", choices=[s.value for s in TaskStatus])
+    tasks.add_argument("--limit", type=int, default=20)
+    tasks.add_argument("--json", action="store_true")
+    tasks.set_defaults(handler=_tasks)
+
+    resume = commands.add_parser("resume", help="continue a crashed or failed task from its last state")
+    resume.add_argument("task_id")
+    resume.add_argument("--out", type=Path, help="output directory (default: the task's own)")
+    resume.add_argument("--json", action="store_true")
+    resume.set_defaults(handler=_resume)
+
+    sfn = commands.add_parser("sfn", help="Step Functions tools").add_subparsers(required=True, metavar="ACTION")
+    sfn_run = sfn.add_parser("run", help="run an ASL document on the embedded engine, print its output")
+    sfn_run.add_argument("definition", type=Path)
+    sfn_run.add_argument("--input", default="{}", help="the execution input, as JSON")
+    sfn_run.add_argument("--json", action="store_true", default=True, help=argparse.SUPPRESS)
+    sfn_run.set_defaults(handler=_sfn_run)
+    return parser
+
+
+def _enhance(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    options = EnhanceOptions(
+        preset=args.preset, title=args.title, subtitle=args.subtitle, quotes=args.quotes,
+        output=_output_format(args.width, args.height, args.fps),
+    )
+    out_dir = args.out.resolve()
+    runtime = Runtime.from_settings(settings)
+    try:
+        task = submit_enhance(
+            runtime, new_task_id(), args.video, options, reference=args.reference,
+            delivery={"out_dir": str(out_dir)},
+        )
+        if task.status != TaskStatus.FAILED:
+            console.print(f"task {task.task_id}")
+            task = _run(runtime, task.task_id, console)
+        return _finish(args, runtime, task, out_dir, console)
+    finally:
+        runtime.close()
+
+
+def _resume(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    runtime = Runtime.from_settings(settings)
+    try:
+        task = runtime.tasks.get_task(args.task_id)
+        out_dir = args.out.resolve() if args.out else Path(task.input.get("delivery", {}).get("out_dir", "."))
+        task = _run(runtime, task.task_id, console)
+        return _finish(args, runtime, task, out_dir, console)
+    finally:
+        runtime.close()
+
+
+def _status(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    runtime = Runtime.from_settings(settings)
+    try:
+        report = build_report(runtime, runtime.tasks.get_task(args.task_id))
+    finally:
+        runtime.close()
+    if args.json:
+        _print_json(report)
+    else:
+        console.print(f"{report['task_id']}  {report['status']}  stage={report['current_stage'] or '-'}")
+        if report["error"]:
+            console.print(f"  error {report['error']['code']}: {report['error']['message']}")
+        for stage in report["stages"]:
+            console.print(f"  {stage['stage']:<16} {stage['status']:<9} {stage['duration_seconds']:>8.2f}s")
+    return 0
+
+
+def _tasks(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    runtime = Runtime.from_settings(settings)
+    try:
+        status = TaskStatus(args.status) if args.status else None
+        tasks = runtime.tasks.list_tasks(limit=args.limit, status=status)
+    finally:
+        runtime.close()
+    if args.json:
+        _print_json([t.model_dump(mode="json", include={"task_id", "pipeline", "status", "current_stage",
+                                                         "error_code", "created_at", "updated_at"})
+                     for t in tasks])
+    else:
+        for task in tasks:
+            console.print(f"{task.task_id}  {task.pipeline:<8} {task.status.value:<9} "
+                          f"{task.created_at:%Y-%m-%d %H:%M:%S}  {task.error_code or ''}")
+    return 0
+
+
+def _sfn_run(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    try:
+        document = json.loads(args.definition.read_text())
+        execution_input = json.loads(args.input)
+    except OSError as exc:
+        raise InvalidInputError(f"Cannot read {args.definition}: {exc.strerror}.", code="INPUT_NOT_FOUND") from None
+    except ValueError as exc:
+        raise InvalidInputError(f"Not valid JSON: {exc}.", code="INVALID_JSON") from None
+    try:
+        machine = StateMachine.load(document)
+    except AslDefinitionError as exc:
+        raise InvalidInputError(str(exc), code="INVALID_DEFINITION") from None
+    registry = StageRegistry(ALL_STAGES)
+    runtime = Runtime.from_settings(settings) if machine.task_resources() else None
+    try:
+        if runtime is not None:
+            registry.validate(machine)
+        name = new_task_id()
+        result = run_execution(
+            machine, execution_input, execution_id=f"arn:aws:states:local:000000000000:execution:sfn:{name}",
+            execution_name=name, invoke_task=registry.invoker(runtime) if runtime else None,
+            max_workers=settings.max_workers,
+        )
+    finally:
+        if runtime is not None:
+            runtime.close()
+    if result.status == "SUCCEEDED":
+        _print_json(result.output)
+        return 0
+    _print_json({"error": result.error, "cause": result.cause})
+    return EXIT_FAILED
+
+
+def _run(runtime: Runtime, task_id: str, console: Console) -> TaskRecord:
+    with StageProgress(console) as progress:
+        runtime.on_progress = progress
+        return run_task(runtime, StageRegistry(ALL_STAGES), task_id)
+
+
+def _finish(args: argparse.Namespace, runtime: Runtime, task: TaskRecord, out_dir: Path, console: Console) -> int:
+    if task.status != TaskStatus.SUCCEEDED:
+        if args.json:
+            _print_json(build_report(runtime, task))
+        return _fail(args, task.error_code or "FAILED", f"{task.error_message} (task {task.task_id})")
+    files = deliver(runtime, task, out_dir)
+    if args.json:
+        _print_json(json.loads(files["report.json"].read_text()))
+    else:
+        for name, path in files.items():
+            console.print(f"{name:<15} {path}")
+    return 0
+
+
+def _output_format(width: int, height: int, fps: int) -> OutputFormat:
+    try:
+        return OutputFormat(width=width, height=height, fps=fps)
+    except ValueError as exc:
+        raise InvalidInputError(f"Invalid output format: {exc}", code="INVALID_OPTION") from None
+
+
+def _fail(args: argparse.Namespace, code: str, message: str) -> int:
+    print(f"error {code}: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,51 @@
+"""A rich progress display, one bar per stage with ETA, fed by the runtime's progress events."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from shared.pipeline.runtime import ProgressEvent, ProgressKind
+
+
+class StageProgress:
+    def __init__(self, console: Console):
+        self._progress = Progress(
+            TextColumn("{task.description:<16}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=console,
+            transient=False,
+        )
+        self._rows: dict[str, TaskID] = {}
+        self._lock = threading.Lock()  # events arrive from Parallel/Map worker threads
+
+    def __enter__(self) -> StageProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.stop()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        with self._lock:
+            row = self._rows.get(event.stage)
+            if row is None:
+                row = self._progress.add_task(event.stage, total=1.0, note="")
+                self._rows[event.stage] = row
+            if event.kind == ProgressKind.FINISHED:
+                self._progress.update(row, completed=1.0, note="reused" if event.reused else "done")
+            elif event.kind == ProgressKind.FAILED:
+                self._progress.update(row, note="failed")
+                self._progress.stop_task(row)
+            elif event.kind == ProgressKind.PROGRESS:
+                self._progress.update(row, completed=event.fraction)

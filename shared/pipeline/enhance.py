@@ -1,0 +1,90 @@
+"""Submitting an enhance task: the request model, ingest of the user's files, the execution input."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import InvalidInputError
+from shared.pipeline.execution import create_task
+from shared.pipeline.runtime import Runtime
+from shared.stages.style import PRESETS
+from shared.storage.tasks import TaskRecord, TaskStatus
+
+PIPELINE = "enhance"
+_SAFE_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".3gp", ".jpg", ".jpeg", ".png", ".webp"}
+
+
+class OutputFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    width: int = Field(default=1080, ge=16, le=4096, multiple_of=2)
+    height: int = Field(default=1920, ge=16, le=4096, multiple_of=2)
+    fps: int = Field(default=30, ge=1, le=120)
+
+
+class EnhanceOptions(BaseModel):
+    """What a user chooses (CLI flags, the API's options); every field has a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    preset: str | None = None
+    title: str | None = Field(default=None, max_length=200)
+    subtitle: str | None = Field(default=None, max_length=300)
+    quotes: list[str] = Field(default_factory=list, max_length=20)
+    output: OutputFormat = Field(default_factory=OutputFormat)
+    max_duration_seconds: float = Field(default=600.0, gt=0)
+    keyframe_interval: int = Field(default=5, ge=1, le=60)
+
+
+def submit_enhance(
+    runtime: Runtime, task_id: str, video: Path, options: EnhanceOptions, *, reference: Path | None = None,
+    delivery: dict[str, Any] | None = None,
+) -> TaskRecord:
+    """Ingest the user's files into the object store and create the task (not yet run).
+
+    A missing or unreadable file still creates the task, recorded as failed with INPUT_NOT_FOUND, so
+    the attempt is visible in ``vidluxe tasks``. Raises InvalidInputError for an unknown preset.
+    """
+    if options.preset is not None and options.preset not in PRESETS:
+        raise InvalidInputError(
+            f"Unknown preset {options.preset!r}; choose one of: {', '.join(PRESETS)}.", code="UNKNOWN_PRESET"
+        )
+    execution_input: dict[str, Any] = {
+        **options.model_dump(mode="json"),
+        "source_key": None,
+        "reference_key": None,
+        "delivery": delivery or {},
+    }
+    try:
+        execution_input["source_key"] = _ingest(runtime, task_id, "source", video)
+        if reference is not None:
+            execution_input["reference_key"] = _ingest(runtime, task_id, "reference", reference)
+    except InvalidInputError as exc:
+        task = create_task(runtime, PIPELINE, execution_input, task_id)
+        return runtime.tasks.update_task(
+            task.task_id, status=TaskStatus.FAILED, current_stage="upload", error_code=exc.code,
+            error_message=exc.message,
+        )
+    return create_task(runtime, PIPELINE, execution_input, task_id)
+
+
+def _ingest(runtime: Runtime, task_id: str, role: str, path: Path) -> str:
+    """Copy a local file into the store under a key named by its content hash; return the key."""
+    if not path.is_file():
+        raise InvalidInputError(f"{path} does not exist or is not a file.", code="INPUT_NOT_FOUND")
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise InvalidInputError(f"{path} cannot be read: {exc.strerror}.", code="INPUT_NOT_FOUND") from None
+    suffix = path.suffix.lower() if path.suffix.lower() in _SAFE_SUFFIXES else ".bin"
+    key = f"tasks/{task_id}/input/{role}-{digest.hexdigest()[:16]}{suffix}"
+    if not runtime.objects.exists(key):
+        runtime.objects.put_file(key, path)
+    return key

@@ -1,0 +1,61 @@
+"""The runtime: the side-effect implementations one process works with, built once at the edge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from shared.clock import Clock, SystemClock
+from shared.settings import Settings
+from shared.storage.cache import Cache
+from shared.storage.factory import build_cache, build_object_store, build_task_store
+from shared.storage.objects import ObjectStore
+from shared.storage.tasks import TaskStore
+
+
+class ProgressKind(StrEnum):
+    STARTED = "started"
+    PROGRESS = "progress"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    task_id: str
+    stage: str
+    kind: ProgressKind
+    fraction: float = 0.0  # 0..1 within the stage
+    reused: bool = False
+
+
+ProgressSink = Callable[[ProgressEvent], None]
+
+
+def _ignore_progress(event: ProgressEvent) -> None:
+    return None
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    objects: ObjectStore
+    tasks: TaskStore
+    cache: Cache
+    clock: Clock = field(default_factory=SystemClock)
+    on_progress: ProgressSink = _ignore_progress
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+        clock = clock or SystemClock()
+        return cls(
+            settings=settings,
+            objects=build_object_store(settings),
+            tasks=build_task_store(settings, clock),
+            cache=build_cache(settings, clock),
+            clock=clock,
+        )
+
+    def close(self) -> None:
+        self.tasks.close()

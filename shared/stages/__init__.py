@@ -1,0 +1,15 @@
+"""The stages of VidLuxe's pipelines: plain functions with pydantic inputs and outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.pipeline.stage import Stage
+from shared.stages.assets import GENERATE_ASSETS
+from shared.stages.compose import COMPOSE
+from shared.stages.finalize import FINALIZE
+from shared.stages.matte import MATTE
+from shared.stages.probe import PROBE
+from shared.stages.style import LEARN_STYLE
+
+ALL_STAGES: tuple[Stage[Any, Any], ...] = (PROBE, LEARN_STYLE, GENERATE_ASSETS, MATTE, COMPOSE, FINALIZE)
