@@ -191,8 +191,7 @@ def matches(rule: dict[str, Any], data: Any, context: dict[str, Any]) -> bool:
         return (variable is not _MISSING) is rule[name]
     if variable is _MISSING:
         raise PathError(
-            f"Invalid path '{rule['Variable']}': "
-            "The choice state's condition path references an invalid value."
+            f"Invalid path '{rule['Variable']}': The choice state's condition path references an invalid value."
         )
     if name in _TYPE_TESTS:
         return _TYPE_TESTS[name](variable) is rule[name]

@@ -30,11 +30,7 @@ _RESULT = frozenset({"Parameters", "ResultSelector", "ResultPath", "Retry", "Cat
 
 STATE_FIELDS: dict[str, frozenset[str]] = {
     "Pass": _COMMON | _FLOW | _IO | {"Result", "ResultPath", "Parameters"},
-    "Task": _COMMON
-    | _FLOW
-    | _IO
-    | _RESULT
-    | {"Resource", "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds"},
+    "Task": _COMMON | _FLOW | _IO | _RESULT | {"Resource", "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds"},
     "Choice": _COMMON | _IO | {"Choices", "Default"},
     "Wait": _COMMON | _FLOW | _IO | {"Seconds", "SecondsPath", "Timestamp", "TimestampPath"},
     "Succeed": _COMMON | _IO,

@@ -63,6 +63,8 @@ from shared.asl.timestamps import format_timestamp, parse_timestamp
 from shared.clock import Clock, SystemClock
 
 Outcome = tuple[Any, str | None]  # a visit's output and the next state (None: the machine ends)
+# Only the states that can have a Retry field carry $$.State.RetryCount (as on AWS).
+_RETRYABLE = frozenset({"Task", "Parallel", "Map"})
 
 
 class _ExecutionTimedOut(Exception):
@@ -139,9 +141,7 @@ def _as_states_errors(state_name: str) -> Iterator[None]:
     try:
         yield
     except PathError as exc:
-        raise StatesError(
-            STATES_RUNTIME, f"An error occurred while executing the state '{state_name}'. {exc}"
-        ) from exc
+        raise StatesError(STATES_RUNTIME, f"An error occurred while executing the state '{state_name}'. {exc}") from exc
     except IntrinsicError as exc:
         raise StatesError(STATES_INTRINSIC_FAILURE, str(exc)) from exc
 
@@ -257,9 +257,12 @@ class _Runner:
     # -- data flow shared by the state types ------------------------------------------------
 
     def _context(self, visit: _Visit, map_item: tuple[int, Any] | None = None) -> dict[str, Any]:
+        state: dict[str, Any] = {"Name": visit.name, "EnteredTime": visit.entered_time}
+        if visit.state["Type"] in _RETRYABLE:
+            state["RetryCount"] = visit.retry_count
         context: dict[str, Any] = {
             "Execution": self.execution_context,
-            "State": {"Name": visit.name, "EnteredTime": visit.entered_time, "RetryCount": visit.retry_count},
+            "State": state,
             "StateMachine": self.machine_context,
         }
         if map_item is not None:
@@ -369,9 +372,7 @@ class _Runner:
             context = self._context(visit)
             branch_input = self._parameters(visit, data, context)
             prefix = self._children_prefix(visit, number)
-            jobs = [
-                (branch, branch_input, f"{prefix}/b{i}/") for i, branch in enumerate(visit.state["Branches"])
-            ]
+            jobs = [(branch, branch_input, f"{prefix}/b{i}/") for i, branch in enumerate(visit.state["Branches"])]
             results = self._fan_out(jobs, len(jobs), visit.scope)
             return self._state_output(visit, results, context)
 
@@ -390,9 +391,7 @@ class _Runner:
             jobs = [
                 (
                     processor,
-                    item
-                    if selector is None
-                    else render(selector, data, self._context(visit, (i, item)), self.rng),
+                    item if selector is None else render(selector, data, self._context(visit, (i, item)), self.rng),
                     f"{prefix}/i{i}/",
                 )
                 for i, item in enumerate(items)
@@ -471,8 +470,7 @@ class _Runner:
         moment = parse_timestamp(text)
         if moment is None:
             raise PathError(
-                f"The TimestampPath '{state['TimestampPath']}' must select a timestamp, "
-                f"got {compact_json(text)}"
+                f"The TimestampPath '{state['TimestampPath']}' must select a timestamp, got {compact_json(text)}"
             )
         return max((moment - self.clock.now()).total_seconds(), 0.0)
 
@@ -516,8 +514,7 @@ class _Runner:
         cancel = scope.cancel.child()
         with ThreadPoolExecutor(max_workers=max(1, min(limit, self.max_workers))) as pool:
             futures = [
-                pool.submit(self.run_machine, machine, data, _Scope(prefix, cancel))
-                for machine, data, prefix in jobs
+                pool.submit(self.run_machine, machine, data, _Scope(prefix, cancel)) for machine, data, prefix in jobs
             ]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             first = [f for f in futures if f in done and f.exception() is not None]

@@ -304,9 +304,7 @@ def _array_range(args: list[Any], _rng: random.Random) -> Any:
         raise IntrinsicError("States.ArrayRange step must not be 0")
     items = list(range(first, last + (1 if step > 0 else -1), step))
     if len(items) > _MAX_RANGE_ITEMS:
-        raise IntrinsicError(
-            f"States.ArrayRange would create {len(items)} items (at most {_MAX_RANGE_ITEMS})"
-        )
+        raise IntrinsicError(f"States.ArrayRange would create {len(items)} items (at most {_MAX_RANGE_ITEMS})")
     return items
 
 
@@ -356,9 +354,7 @@ def _json_merge(args: list[Any], _rng: random.Random) -> Any:
         raise IntrinsicError("States.JsonMerge merges two JSON objects")
     if deep is not False:
         # AWS supports only the shallow mode; the flag must be the boolean false.
-        raise IntrinsicError(
-            "States.JsonMerge supports only shallow merging: the third argument must be false"
-        )
+        raise IntrinsicError("States.JsonMerge supports only shallow merging: the third argument must be false")
     return {**first, **second}
 
 

@@ -45,9 +45,7 @@ class Journal(Protocol):
         """The recorded completion of the state visit at ``position``, if any."""
         ...
 
-    def record(
-        self, position: str, state_name: str, state_type: str, output: Any, next_state: str | None
-    ) -> None:
+    def record(self, position: str, state_name: str, state_type: str, output: Any, next_state: str | None) -> None:
         """A state visit completed; called before the next state begins."""
         ...
 

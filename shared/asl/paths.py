@@ -154,6 +154,4 @@ def apply_result_path(state_input: Any, result: Any, result_path: str | None) ->
 
 def _result_path_error(result_path: str, state_input: Any) -> PathError:
     # The wording Step Functions uses for this failure.
-    return PathError(
-        f"Unable to apply ReferencePath {result_path} to input {json.dumps(compact_json(state_input))}"
-    )
+    return PathError(f"Unable to apply ReferencePath {result_path} to input {json.dumps(compact_json(state_input))}")
