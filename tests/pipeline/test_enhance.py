@@ -1,0 +1,68 @@
+"""The enhance pipeline end to end on the embedded engine, through the CLI, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.cli import main
+from shared.media.probe import probe
+from shared.pipeline.execution import run_task
+from shared.pipeline.registry import StageRegistry
+from shared.pipeline.runtime import Runtime
+from shared.pipeline.stage import execute_stage
+from shared.settings import Settings
+from shared.stages import ALL_STAGES
+from shared.storage.tasks import StageRunStatus, TaskStatus
+
+SMALL = ["--width", "360", "--height", "640", "--fps", "15"]
+
+
+def test_enhance_writes_final_video_and_report(
+    use_backend: dict[str, str], short_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = main(["enhance", str(short_clip), "--preset", "cinematic", "--title", 'Say "hi": 100% {x} \\ ok',
+                 "--quote", "Slow is smooth", *SMALL, "--out", str(out), "--json"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(p.name for p in out.iterdir()) == ["comparison.jpg", "final.mp4", "report.json"]
+    assert report == json.loads((out / "report.json").read_text())
+    assert report["status"] == "succeeded"
+    assert [s["stage"] for s in report["stages"]][0] == "probe"
+    assert {s["stage"] for s in report["stages"]} == {s.name for s in ALL_STAGES}
+    assert all(s["status"] == "succeeded" for s in report["stages"])
+    assert report["style"]["source"] == "preset:cinematic"
+
+    final = probe(out / "final.mp4")
+    assert final.video is not None and (final.video.width, final.video.height) == (360, 640)
+    assert final.audio is not None, "the source's audio must survive compositing"
+    assert abs(final.duration_seconds - 2.0) < 0.3
+
+
+def test_rerunning_a_stage_with_the_same_input_reuses_its_output(
+    use_backend: dict[str, str], short_clip: Path, tmp_path: Path
+) -> None:
+    assert main(["enhance", str(short_clip), *SMALL, "--out", str(tmp_path / "out")]) == 0
+    runtime = Runtime.from_settings(Settings())
+    try:
+        task = runtime.tasks.list_tasks(limit=1)[0]
+        before = sorted(runtime.objects.list_keys(f"tasks/{task.task_id}/"))
+        probe_stage = ALL_STAGES[0]
+        payload = {"task_id": task.task_id, "source_key": task.input["source_key"],
+                   "width": 360, "height": 640, "fps": 15, "max_duration_seconds": 600.0}
+        again = execute_stage(probe_stage, payload, runtime)
+        recorded = next(t for t in runtime.tasks.list_transitions(task.task_id) if t.state_name == "Probe")
+        assert again == recorded.output["probe"]["Payload"]
+        runs = [r for r in runtime.tasks.list_stage_runs(task.task_id) if r.stage == "probe"]
+        assert [r.status for r in runs] == [StageRunStatus.SUCCEEDED, StageRunStatus.REUSED]
+        assert sorted(runtime.objects.list_keys(f"tasks/{task.task_id}/")) == before
+
+        # Running the whole task again is a no-op: it already succeeded.
+        rerun = run_task(runtime, StageRegistry(ALL_STAGES), task.task_id)
+        assert rerun.status == TaskStatus.SUCCEEDED
+        assert len(runtime.tasks.list_stage_runs(task.task_id)) == len(ALL_STAGES) + 1
+    finally:
+        runtime.close()
