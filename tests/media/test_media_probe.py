@@ -14,7 +14,7 @@ from shared.media.probe import probe
 VIDEOS = [
     ("videos/liveportrait_d13_vertical_talking.mp4", (720, 1280), 30.0, False, False, "h264", "yuv420p"),
     ("videos/liveportrait_s20_vertical_upperbody.mp4", (480, 908), 30.0, False, True, "h264", "yuv420p"),
-    ("videos/liveportrait_s13_vertical_fullbody_studio.mp4", (720, 1080), 25.0, False, True, "h264", "yuv420p"),  # noqa: E501
+    ("videos/liveportrait_s13_vertical_fullbody_studio.mp4", (720, 1080), 25.0, False, True, "h264", "yuv420p"),
     ("videos/liveportrait_s18_landscape_upperbody.mp4", (1280, 720), 30.0, False, True, "h264", "yuv420p"),
     ("videos/videoretalking_face1_talking.mp4", (700, 700), 30.0, True, True, "h264", "yuv420p"),
     ("stock/imageio_cockatoo.mp4", (1280, 720), 20.0, False, True, "h264", "yuv444p"),

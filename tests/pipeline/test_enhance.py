@@ -31,7 +31,7 @@ def test_enhance_writes_final_video_and_report(
     assert sorted(p.name for p in out.iterdir()) == ["comparison.jpg", "final.mp4", "report.json"]
     assert report == json.loads((out / "report.json").read_text())
     assert report["status"] == "succeeded"
-    assert [s["stage"] for s in report["stages"]][0] == "probe"
+    assert report["stages"][0]["stage"] == "probe"
     assert {s["stage"] for s in report["stages"]} == {s.name for s in ALL_STAGES}
     assert all(s["status"] == "succeeded" for s in report["stages"])
     assert report["style"]["source"] == "preset:cinematic"
