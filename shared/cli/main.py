@@ -103,8 +103,7 @@ def _enhance(args: argparse.Namespace, settings: Settings, console: Console) -> 
         output=_output_format(args.width, args.height, args.fps),
     )
     out_dir = args.out.resolve()
-    runtime = Runtime.from_settings(settings)
-    try:
+    with Runtime.from_settings(settings) as runtime:
         task = submit_enhance(
             runtime, new_task_id(), args.video, options, reference=args.reference,
             delivery={"out_dir": str(out_dir)},
@@ -113,27 +112,19 @@ def _enhance(args: argparse.Namespace, settings: Settings, console: Console) -> 
             console.print(f"task {task.task_id}")
             task = _run(runtime, task.task_id, console)
         return _finish(args, runtime, task, out_dir, console)
-    finally:
-        runtime.close()
 
 
 def _resume(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    runtime = Runtime.from_settings(settings)
-    try:
+    with Runtime.from_settings(settings) as runtime:
         task = runtime.tasks.get_task(args.task_id)
         out_dir = args.out.resolve() if args.out else Path(task.input.get("delivery", {}).get("out_dir", "."))
         task = _run(runtime, task.task_id, console)
         return _finish(args, runtime, task, out_dir, console)
-    finally:
-        runtime.close()
 
 
 def _status(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    runtime = Runtime.from_settings(settings)
-    try:
+    with Runtime.from_settings(settings) as runtime:
         report = build_report(runtime, runtime.tasks.get_task(args.task_id))
-    finally:
-        runtime.close()
     if args.json:
         _print_json(report)
     else:
@@ -146,12 +137,9 @@ def _status(args: argparse.Namespace, settings: Settings, console: Console) -> i
 
 
 def _tasks(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    runtime = Runtime.from_settings(settings)
-    try:
+    with Runtime.from_settings(settings) as runtime:
         status = TaskStatus(args.status) if args.status else None
         tasks = runtime.tasks.list_tasks(limit=args.limit, status=status)
-    finally:
-        runtime.close()
     if args.json:
         _print_json([t.model_dump(mode="json", include={"task_id", "pipeline", "status", "current_stage",
                                                          "error_code", "created_at", "updated_at"})

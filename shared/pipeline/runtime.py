@@ -59,3 +59,9 @@ class Runtime:
 
     def close(self) -> None:
         self.tasks.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
