@@ -1,0 +1,801 @@
+"""Local person matting: MediaPipe selfie segmentation, refined by a guided filter, for stills and video.
+
+The model is MediaPipe's selfie-segmentation network, shipped inside the ``mediapipe`` wheel (no
+download at run time). It is small and fast but coarse: it sees the frame at 256x256 (general model)
+or 256x144 (landscape model) and returns a soft person probability. Everything else here turns that
+coarse probability into a matte that is good enough to put the person over a new background:
+
+* :func:`refine_alpha`: a fast guided filter (He et al.; linear coefficients solved at a small working
+  resolution, applied at full resolution) makes the matte edge follow the edges of the frame itself
+  (hair, shoulders), then a smoothstep curve makes the inside solid 255 and the background solid 0.
+* :func:`matte_video`: the model runs on every Nth frame only; the frames between two keyframes get
+  both keyframe masks warped to them by dense optical flow (DIS, at the working resolution) and
+  blended by time distance, then a motion-adaptive EMA removes the remaining flicker, then each frame
+  is refined at full resolution against its own pixels.
+
+The guide of the filter is the frame in YUV. The filter is invariant to a linear change of the guide's
+colour space (up to its regularisation), so a video frame's decoded Y, U and V planes serve directly,
+with chroma at its own (half) resolution: no full-resolution RGB conversion is ever made for video.
+
+Mattes are 8-bit: 0 is background, 255 is the person. Video mattes are in display orientation (a
+display matrix is applied as ffmpeg's autorotate does), one matte frame per decoded source frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import queue
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Literal, Protocol, cast
+
+import av
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from shared.errors import InvalidInputError, MediaError
+from shared.media.ffmpeg import BASE_ARGS, ffmpeg_exe
+
+U8 = NDArray[np.uint8]
+F32 = NDArray[np.float32]
+ModelChoice = Literal["auto", "general", "landscape"]
+
+# --- model ---------------------------------------------------------------------------------------
+GENERAL_INPUT = (256, 256)  # (width, height) the general model sees
+LANDSCAPE_INPUT = (256, 144)  # (width, height) the landscape model sees
+# "auto" picks the landscape model from this width/height ratio up. Measured on the P3M portraits:
+# the general model is better on square and portrait (9:16) frames, the landscape one on 3:2 and wider
+# frames, where the general model, squeezing the frame into a square, sometimes loses half the person.
+LANDSCAPE_FROM_ASPECT = 1.2
+
+# --- refinement (tuned on the P3M portraits; see refine_alpha) ---------------------------------------
+WORK_LONG_SIDE = 256  # long side of the grid masks, flow and guided-filter coefficients live on
+RADIUS_FRACTION = 1 / 32  # guided-filter radius, as a fraction of the working long side
+GUIDE_EPS = 3e-4  # regularisation (guide in 0..1): small, so the edge snaps to image edges
+MASK_LOW, MASK_HIGH = 0.2, 0.8  # model probability stretched to 0..1 before filtering
+CURVE_LOW, CURVE_HIGH = 0.3, 0.7  # filtered value mapped by smoothstep: below is 0, above is 255
+CONFIDENT_BG, CONFIDENT_FG = 0.02, 0.98  # far from any edge the matte is forced to 0 or 255
+
+# --- video -------------------------------------------------------------------------------------------
+EMA_BASE_WEIGHT = 0.5  # weight of the new mask where it agrees with the running mask (flicker)
+EMA_MOTION_GAIN = 4.0  # ... rising to 1 where they differ by 1/(gain) or more (motion: no lag)
+X264_PRESET = "ultrafast"
+X264_CRF = 12  # near-lossless for a matte (measured: max error 4 levels, mean 0.004 with ultrafast)
+_PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
+_WRITE_QUEUE = 4  # frames waiting for the full-resolution pass (bounded memory, overlapped work)
+_STDERR_LINES = 50
+
+# smoothstep on 0..255: the "gentle contrast curve", as a table applied to the uint8 result
+_LEVELS = np.arange(256) / 255.0
+_SMOOTHSTEP = np.round(255 * _LEVELS * _LEVELS * (3 - 2 * _LEVELS)).astype(np.uint8)
+
+
+# =====================================================================================================
+# Segmentation
+# =====================================================================================================
+
+
+class PersonSegmenter:
+    """MediaPipe selfie segmentation: an RGB frame in, a soft person mask (float32, 0..1) out.
+
+    ``model`` is ``"general"`` (256x256 input), ``"landscape"`` (256x144 input) or ``"auto"`` (chosen
+    per frame from its aspect ratio; each model is loaded once, on first use). The frame is resized
+    (stretched) to the model's input here, which is much cheaper than handing MediaPipe a full-size
+    frame. Not thread-safe: use one segmenter per thread. Close it (or use it as a context manager) to
+    free the MediaPipe graphs.
+    """
+
+    def __init__(self, model: ModelChoice = "auto") -> None:
+        if model not in ("auto", "general", "landscape"):
+            raise ValueError(f"model must be 'auto', 'general' or 'landscape', not {model!r}")
+        self._choice: ModelChoice = model
+        self._graphs: dict[int, Any] = {}
+        self._closed = False
+
+    def model_for(self, width: int, height: int) -> Literal["general", "landscape"]:
+        """The model that segments a frame of this size."""
+        if self._choice != "auto":
+            return self._choice
+        return "landscape" if width >= LANDSCAPE_FROM_ASPECT * height else "general"
+
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) the model input has for a frame of this size."""
+        return LANDSCAPE_INPUT if self.model_for(width, height) == "landscape" else GENERAL_INPUT
+
+    def __call__(self, rgb: U8) -> F32:
+        """The person mask of ``rgb`` (H x W x 3, uint8) at the frame's size: float32, 0..1."""
+        return self.segment(rgb, (rgb.shape[1], rgb.shape[0]))
+
+    def segment(self, rgb: U8, size: tuple[int, int] | None = None) -> F32:
+        """The person mask resized (bilinear) to ``size`` = (width, height); the model's size if None.
+
+        ``rgb`` may already be the model input (see :meth:`input_size`); it is then used as it is.
+        """
+        if self._closed:
+            raise RuntimeError("PersonSegmenter is closed")
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an H x W x 3 uint8 RGB array, got {rgb.dtype} {rgb.shape}")
+        height, width = rgb.shape[:2]
+        model = self.model_for(width, height)
+        model_size = LANDSCAPE_INPUT if model == "landscape" else GENERAL_INPUT
+        if (width, height) != model_size:
+            rgb = _u8(cv2.resize(rgb, model_size, interpolation=cv2.INTER_AREA))
+        result = self._graph(1 if model == "landscape" else 0).process(np.ascontiguousarray(rgb))
+        # a copy: the array is a read-only view into MediaPipe's output packet
+        mask = np.array(result.segmentation_mask, dtype=np.float32)
+        if size is not None and size != model_size:
+            mask = _f32(cv2.resize(mask, size, interpolation=cv2.INTER_LINEAR))
+        return np.clip(mask, 0.0, 1.0, out=mask)
+
+    def _graph(self, selection: int) -> Any:
+        graph = self._graphs.get(selection)
+        if graph is None:
+            # imported here: mediapipe takes ~1.5 s to import (it pulls in matplotlib)
+            from mediapipe.python.solutions.selfie_segmentation import SelfieSegmentation
+
+            graph = SelfieSegmentation(model_selection=selection)
+            self._graphs[selection] = graph
+        return graph
+
+    def close(self) -> None:
+        """Free the MediaPipe graphs. Idempotent."""
+        self._closed = True
+        graphs, self._graphs = self._graphs, {}
+        for graph in graphs.values():
+            graph.close()
+
+    def __enter__(self) -> PersonSegmenter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+# =====================================================================================================
+# Refinement
+# =====================================================================================================
+
+
+def work_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) of the working grid for a frame: long side WORK_LONG_SIDE, never enlarged."""
+    scale = min(1.0, WORK_LONG_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def refine_alpha(mask: NDArray[Any], guide_rgb: U8) -> U8:
+    """Refine a coarse person mask against its frame: an 8-bit alpha the size of ``guide_rgb``.
+
+    ``mask`` is the model's probability at any resolution (float 0..1, or uint8 0..255);
+    ``guide_rgb`` is the frame (H x W x 3 uint8). A guided filter solved on a small working grid (long
+    side 256) with the frame as a colour guide moves the soft mask edge onto the frame's own edges, without
+    the dark or light halo of a plain blur/threshold; a smoothstep curve then makes the inside solid 255
+    and the background solid 0, leaving a soft band of a few pixels at the edge.
+    """
+    if guide_rgb.ndim != 3 or guide_rgb.shape[2] != 3 or guide_rgb.dtype != np.uint8:
+        raise ValueError(f"guide_rgb must be an H x W x 3 uint8 array, got {guide_rgb.dtype} {guide_rgb.shape}")
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    height, width = guide_rgb.shape[:2]
+    probability = mask.astype(np.float32) / 255.0 if mask.dtype == np.uint8 else mask.astype(np.float32)
+    yuv = cv2.cvtColor(guide_rgb, cv2.COLOR_RGB2YUV)
+    size = work_size(width, height)
+    small = cv2.split(cv2.resize(yuv, size, interpolation=cv2.INTER_AREA))
+    guide = _guide(_u8(small[0]), _u8(small[1]), _u8(small[2]))
+    luma, chroma = _coefficients(guide, _f32(cv2.resize(probability, size, interpolation=cv2.INTER_LINEAR)))
+    y, u, v = cv2.split(yuv)
+    return _Applier()(luma, chroma, _u8(y), _u8(u), _u8(v))
+
+
+Guide = tuple[F32, F32, F32]  # Y, U, V on the working grid, float32 0..1, each contiguous
+
+
+def _guide(y: U8, u: U8, v: U8) -> Guide:
+    scale = np.float32(1 / 255)
+    return y * scale, u * scale, v * scale
+
+
+def _coefficients(guide: Guide, probability: F32) -> tuple[F32, F32]:
+    """Guided-filter coefficients on the working grid, with the output curve folded in.
+
+    Returns ``a_y`` (h x w) and ``[a_u, a_v, b]`` (h x w x 3); the matte at full resolution is
+    ``a_y*Y + a_u*U + a_v*V + b`` (planes in 0..255) saturated to 0..255 and passed through the
+    smoothstep table: see :class:`_Applier`.
+    """
+    height, width = probability.shape
+    radius = max(1, round(max(width, height) * RADIUS_FRACTION))
+    ksize = (2 * radius + 1, 2 * radius + 1)
+    p = np.clip((probability - np.float32(MASK_LOW)) * np.float32(1 / (MASK_HIGH - MASK_LOW)), 0.0, 1.0)
+    y, u, v = guide
+    # all 13 local means in one box-filter pass over a 13-channel image, split back into planes
+    stack = cv2.merge([y, u, v, p, y * p, u * p, v * p, y * y, y * u, y * v, u * u, u * v, v * v])
+    my, mu, mv, mp, myp, mup, mvp, myy, myu, myv, muu, muv, mvv = cv2.split(
+        cv2.boxFilter(stack, -1, ksize, borderType=cv2.BORDER_REFLECT)
+    )
+    cy = myp - my * mp  # cov(I, p)
+    cu = mup - mu * mp
+    cv_ = mvp - mv * mp
+    eps = np.float32(GUIDE_EPS)
+    syy = myy - my * my + eps  # cov(I) + eps * identity
+    syu = myu - my * mu
+    syv = myv - my * mv
+    suu = muu - mu * mu + eps
+    suv = muv - mu * mv
+    svv = mvv - mv * mv + eps
+    # a = (cov(I) + eps)^-1 cov(I, p), by the adjugate of the symmetric 3x3 matrix
+    iyy: F32 = suu * svv - suv * suv
+    iyu: F32 = suv * syv - syu * svv
+    iyv: F32 = syu * suv - suu * syv
+    iuu: F32 = syy * svv - syv * syv
+    iuv: F32 = syv * syu - syy * suv
+    ivv: F32 = syy * suu - syu * syu
+    inv_det = np.float32(1) / (syy * iyy + syu * iyu + syv * iyv)
+    a_y = (iyy * cy + iyu * cu + iyv * cv_) * inv_det
+    a_u = (iyu * cy + iuu * cu + iuv * cv_) * inv_det
+    a_v = (iyv * cy + iuv * cu + ivv * cv_) * inv_det
+    b = mp - a_y * my - a_u * mu - a_v * mv
+    a_y, a_u, a_v, b = cv2.split(cv2.boxFilter(cv2.merge([a_y, a_u, a_v, b]), -1, ksize, borderType=cv2.BORDER_REFLECT))
+
+    # Far from any edge of the mask, pin the matte to 0 or 1: with a small eps the filter otherwise
+    # amplifies faint model noise into specks where the background has texture.
+    reach = max(1, radius // 2)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    background = cv2.dilate(p, kernel) < CONFIDENT_BG
+    foreground = cv2.erode(p, kernel) > CONFIDENT_FG
+    pinned = background | foreground
+    for plane in (a_y, a_u, a_v):
+        plane[pinned] = 0.0
+    b[background] = 0.0
+    b[foreground] = 1.0
+
+    # Fold the linear part of the curve (CURVE_LOW..CURVE_HIGH -> 0..255) and the planes' 0..255 scale
+    # into the coefficients, so the full-resolution pass is one multiply-add per plane.
+    gain = np.float32(255.0 / (CURVE_HIGH - CURVE_LOW))
+    per_level = gain / np.float32(255.0)
+    chroma = cv2.merge([a_u * per_level, a_v * per_level, (b - np.float32(CURVE_LOW)) * gain])
+    return _f32(a_y * per_level), _f32(chroma)
+
+
+class _Applier:
+    """The full-resolution pass: coefficients upsampled (bilinear) and applied to the Y, U, V planes.
+
+    Its float32 work planes are allocated once and reused: fresh full-size temporaries every frame cost
+    more in page faults than the arithmetic done in them.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, NDArray[Any]] = {}
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: type[np.generic]) -> NDArray[Any]:
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+            buffer = self._buffers[name] = np.empty(shape, dtype)
+        return buffer
+
+    def __call__(self, luma: F32, chroma: F32, y: U8, u: U8, v: U8) -> U8:
+        """The matte (a new array). U and V may be subsampled (4:2:0 video): their terms are summed at
+        chroma resolution and only the sum is upsampled, which equals upsampling U and V first."""
+        height, width = y.shape
+        chroma_height, chroma_width = u.shape
+        full = (width, height)
+        linear = cv2.INTER_LINEAR
+        total = self._buffer("total", (height, width), np.float32)
+        if (chroma_width, chroma_height) != full:
+            small = (chroma_height, chroma_width)
+            at_chroma = self._buffer("at_chroma", (*small, 3), np.float32)
+            cv2.resize(chroma, (chroma_width, chroma_height), dst=at_chroma, interpolation=linear)
+            sum_ = self._buffer("sum", small, np.float32)
+            product = self._buffer("chroma_product", small, np.float32)
+            cv2.multiply(at_chroma[..., 0], u, dst=sum_, dtype=cv2.CV_32F)
+            cv2.multiply(at_chroma[..., 1], v, dst=product, dtype=cv2.CV_32F)
+            cv2.add(sum_, product, dst=sum_)
+            cv2.add(sum_, at_chroma[..., 2], dst=sum_)
+            cv2.resize(sum_, full, dst=total, interpolation=linear)
+        else:
+            # plane by plane: a 24 MP still would need ~400 MB for all of them upsampled at once
+            a_u, a_v, b = cv2.split(chroma)
+            cv2.resize(b, full, dst=total, interpolation=linear)
+            for coefficient, plane in ((a_u, u), (a_v, v)):
+                self._add_product(total, _f32(coefficient), plane)
+        upsampled = self._buffer("upsampled", (height, width), np.float32)
+        cv2.resize(luma, full, dst=upsampled, interpolation=linear)
+        cv2.multiply(upsampled, y, dst=upsampled, dtype=cv2.CV_32F)
+        alpha = np.empty((height, width), np.uint8)  # new: the caller may keep it
+        cv2.add(upsampled, total, dst=alpha, dtype=cv2.CV_8U)  # rounds and saturates to 0..255
+        return _u8(cv2.LUT(alpha, _SMOOTHSTEP, dst=alpha))
+
+    def _add_product(self, total: F32, coefficient: F32, plane: U8) -> None:
+        """total += upsampled(coefficient) * plane."""
+        upsampled = self._buffer("upsampled", total.shape, np.float32)
+        cv2.resize(coefficient, (total.shape[1], total.shape[0]), dst=upsampled, interpolation=cv2.INTER_LINEAR)
+        cv2.multiply(upsampled, plane, dst=upsampled, dtype=cv2.CV_32F)
+        cv2.add(total, upsampled, dst=total)
+
+
+def _u8(array: Any) -> U8:
+    """Typing only: OpenCV's stubs return a generic array."""
+    return cast(U8, array)
+
+
+def _f32(array: Any) -> F32:
+    """Typing only: OpenCV's stubs return a generic array."""
+    return cast(F32, array)
+
+
+# =====================================================================================================
+# Stills
+# =====================================================================================================
+
+
+def matte_image(src: Path, dst_png: Path, *, segmenter: PersonSegmenter | None = None) -> None:
+    """Write the person matte of the image ``src`` to ``dst_png``: an 8-bit grayscale PNG.
+
+    The PNG has the size of the image as displayed (its EXIF orientation applied). Pass ``segmenter``
+    to reuse a loaded model across many images. Raises InvalidInputError when ``src`` is not an image.
+    """
+    try:
+        with Image.open(src) as image:
+            upright = ImageOps.exif_transpose(image)
+            rgb = np.asarray(upright.convert("RGB"))
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
+        raise InvalidInputError(f"{src.name} is not a readable image ({exc}).", code="INPUT_NOT_IMAGE") from exc
+    if segmenter is None:
+        with PersonSegmenter() as own:
+            mask = own.segment(rgb)
+    else:
+        mask = segmenter.segment(rgb)
+    alpha = refine_alpha(mask, rgb)
+    dst_png.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(alpha).save(dst_png, format="PNG")  # 2-D uint8: mode "L"
+
+
+# =====================================================================================================
+# Video
+# =====================================================================================================
+
+
+@dataclass(frozen=True)
+class MatteStats:
+    """What :func:`matte_video` did: frames written, frames the model ran on, wall seconds, speed."""
+
+    frames: int
+    keyframes: int
+    seconds: float
+    fps_processed: float
+
+
+@dataclass
+class _Frame:
+    """One decoded frame: full-resolution planes (display orientation) and its working-grid data."""
+
+    index: int
+    source: av.VideoFrame  # kept for the model input (the planes are views of it anyway)
+    y: U8
+    u: U8
+    v: U8
+    guide: Guide  # working grid, YUV 0..1
+    gray: U8  # working grid luma, for optical flow
+
+
+@dataclass(frozen=True)
+class _Key:
+    """What is kept of a keyframe once it is written: its luma and mask on the working grid."""
+
+    index: int
+    gray: U8
+    mask: F32
+
+
+class _MatteWriter(Protocol):
+    def write(self, alpha: U8) -> None: ...
+    def finish(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def matte_video(
+    src: Path,
+    dst: Path,
+    *,
+    keyframe_interval: int = 5,
+    output: Literal["mp4", "png"] = "mp4",
+    progress: Callable[[float], None] | None = None,
+    cancelled: threading.Event | None = None,
+    model: ModelChoice = "auto",
+) -> MatteStats:
+    """Matte the person in every frame of the video ``src``, streaming (at most N frames are held).
+
+    ``output="mp4"``: ``dst`` becomes an H.264 video of 8-bit gray (4:0:0, full range, CRF 12; ffmpeg
+    and PyAV decode it as yuvj420p whose Y plane is the matte), with the source's size (display
+    orientation), frame count and average frame rate. ``output="png"``: ``dst`` is a folder (created)
+    of ``0001.png``, ``0002.png``, ... 8-bit grayscale PNGs.
+
+    The model runs on frames 0, N, 2N, ... (N = ``keyframe_interval``) and on the last frame; the frames
+    between get both neighbouring keyframe masks warped to them by optical flow and blended by time
+    distance. ``progress`` receives fractions 0..1; when ``cancelled`` is set the work stops within a
+    frame or so, the partial output is removed and MediaError (code MATTING_CANCELLED) is raised.
+
+    Raises InvalidInputError (INPUT_NOT_VIDEO) when ``src`` has no decodable video frame and MediaError
+    (MATTING_FAILED) when decoding or encoding fails midway.
+    """
+    if keyframe_interval < 1:
+        raise ValueError(f"keyframe_interval must be >= 1, not {keyframe_interval}")
+    if output not in ("mp4", "png"):
+        raise ValueError(f"output must be 'mp4' or 'png', not {output!r}")
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        container = _open_video(src)
+        stack.callback(container.close)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame + slice threads: decoding overlaps the matting
+        decoded = _decode(container, stream)
+        first = next(decoded, None)
+        if first is None:
+            raise InvalidInputError(f"{src.name} has no decodable video frame.", code="INPUT_NOT_VIDEO")
+        # the first frame's display matrix turns every frame (as ffmpeg's autorotate does)
+        rotation = int((-round(first.rotation / 90) * 90) % 360)
+        width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
+        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+        expected = _expected_frames(stream, rate)
+
+        segmenter = stack.enter_context(PersonSegmenter(model))
+        writer: _MatteWriter = _FfmpegWriter(dst, width, height, Fraction(rate)) if output == "mp4" else _PngWriter(dst)
+        sink = _Output(writer)
+        try:
+            matter = _VideoMatter(segmenter, (width, height), rotation, keyframe_interval, sink)
+            for index, source in enumerate(itertools.chain([first], decoded)):
+                if cancelled is not None and cancelled.is_set():
+                    raise MediaError("Matting was stopped: the task was cancelled.", code="MATTING_CANCELLED")
+                matter.push(matter.prepare(index, source))
+                if progress is not None and expected and index % keyframe_interval == 0:
+                    progress(min(0.99, matter.emitted / expected))
+            matter.flush()
+            sink.finish()
+        except BaseException:
+            sink.abort()
+            raise
+    seconds = time.perf_counter() - started
+    if progress is not None:
+        progress(1.0)
+    return MatteStats(
+        frames=sink.written,
+        keyframes=matter.keyframes,
+        seconds=seconds,
+        fps_processed=sink.written / seconds if seconds > 0 else 0.0,
+    )
+
+
+_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+class _VideoMatter:
+    """Keyframe segmentation, flow interpolation, temporal smoothing and refinement, frame by frame.
+
+    Frames after a keyframe wait (at most N of them) until the next keyframe has been segmented; then
+    they are interpolated, smoothed, refined and written in order.
+    """
+
+    def __init__(
+        self,
+        segmenter: PersonSegmenter,
+        size: tuple[int, int],
+        rotation: int,
+        interval: int,
+        output: _Output,
+    ) -> None:
+        self._segmenter = segmenter
+        self._work = work_size(*size)
+        self._turn = _ROTATE.get(rotation)
+        # small images are scaled from the coded frame, so their sides swap when the frame is turned
+        self._coded_size = _coded(size, rotation)
+        self._coded_work = _coded(self._work, rotation)
+        self._coded_model = _coded(segmenter.input_size(*size), rotation)
+        self._interval = interval
+        self._output = output
+        self._pending: list[_Frame] = []  # frames after the last keyframe, waiting for the next one
+        self._previous: _Key | None = None
+        self._smoothed: F32 | None = None
+        # DIS: the fastest dense flow in OpenCV; at 256 px the ultrafast preset takes ~0.5 ms a pair
+        self._flow = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        grid_x, grid_y = np.meshgrid(np.arange(self._work[0]), np.arange(self._work[1]))
+        self._grid = np.dstack([grid_x, grid_y]).astype(np.float32)
+        self._flow_buffer = np.zeros_like(self._grid)
+        self.emitted = 0  # frames handed to the output
+        self.keyframes = 0
+
+    def prepare(self, index: int, source: av.VideoFrame) -> _Frame:
+        """Upright full-resolution planes and the working-grid guide of a decoded frame."""
+        frame = source
+        if frame.format.name not in _PLANAR_YUV or (frame.width, frame.height) != self._coded_size:
+            # 10-bit, RGB, ... or a size change midway: one layout and size for the whole matte
+            frame = frame.reformat(width=self._coded_size[0], height=self._coded_size[1], format="yuv420p")
+        # the working grid by swscale's area filter, all three planes in one call
+        small = frame.reformat(
+            width=self._coded_work[0], height=self._coded_work[1], format="yuv444p", interpolation="AREA"
+        )
+        planes = [_plane(frame, i) for i in range(3)]
+        small_planes = [_plane(small, i) for i in range(3)]
+        if self._turn is not None:
+            planes = [_u8(cv2.rotate(plane, self._turn)) for plane in planes]
+            small_planes = [_u8(cv2.rotate(plane, self._turn)) for plane in small_planes]
+        y, u, v = planes
+        gray = np.ascontiguousarray(small_planes[0])
+        return _Frame(index, frame, y, u, v, _guide(*small_planes), gray)
+
+    def push(self, frame: _Frame) -> None:
+        if frame.index % self._interval == 0:
+            self._keyframe(frame)
+        else:
+            self._pending.append(frame)
+
+    def flush(self) -> None:
+        """End of video: the last frame becomes a keyframe, so the tail is interpolated too."""
+        if self._pending:
+            self._keyframe(self._pending.pop())
+
+    def _keyframe(self, frame: _Frame) -> None:
+        rgb = _u8(
+            frame.source.reformat(
+                width=self._coded_model[0], height=self._coded_model[1], format="rgb24", interpolation="AREA"
+            ).to_ndarray()
+        )
+        if self._turn is not None:
+            rgb = _u8(cv2.rotate(rgb, self._turn))
+        key = _Key(frame.index, frame.gray, self._segmenter.segment(rgb, self._work))
+        self.keyframes += 1
+        if self._previous is not None:
+            for between in self._pending:
+                self._emit(between, self._interpolate(self._previous, key, between))
+        self._pending.clear()
+        self._emit(frame, key.mask)
+        self._previous = key
+
+    def _interpolate(self, before: _Key, after: _Key, frame: _Frame) -> F32:
+        """The two keyframe masks, each warped onto ``frame`` by optical flow, blended by time distance."""
+        weight = np.float32((frame.index - before.index) / (after.index - before.index))
+        from_before = self._warp(before, frame)
+        from_after = self._warp(after, frame)
+        blended: F32 = from_before + weight * (from_after - from_before)
+        return blended
+
+    def _warp(self, key: _Key, frame: _Frame) -> F32:
+        # flow from frame to key: frame(x) ~ key(x + flow(x)); sampling the key's mask there aligns it
+        flow = self._flow.calc(frame.gray, key.gray, self._flow_buffer)
+        no_second_map: Any = None  # the flow-plus-grid map holds both coordinates
+        warped = cv2.remap(
+            key.mask, self._grid + flow, no_second_map, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        return _f32(warped)
+
+    def _emit(self, frame: _Frame, mask: F32) -> None:
+        # Motion-adaptive EMA: where the new mask agrees with the running one (model jitter) average
+        # them; where they differ a lot (real motion) follow the new mask at once, so edges do not lag.
+        if self._smoothed is None:
+            smoothed = mask
+        else:
+            difference = mask - self._smoothed
+            weight = np.minimum(np.abs(difference) * np.float32(EMA_MOTION_GAIN) + np.float32(EMA_BASE_WEIGHT), 1.0)
+            smoothed = self._smoothed + weight * difference
+        self._smoothed = smoothed
+        self._output.submit(*_coefficients(frame.guide, smoothed), frame.y, frame.u, frame.v)
+        self.emitted += 1
+
+
+def _coded(size: tuple[int, int], rotation: int) -> tuple[int, int]:
+    return (size[1], size[0]) if rotation in (90, 270) else size
+
+
+def _open_video(src: Path) -> av.container.InputContainer:
+    if not src.is_file():
+        raise InvalidInputError(f"{src.name} does not exist.", code="INPUT_NOT_VIDEO")
+    try:
+        container = av.open(str(src), mode="r")
+    except av.error.FFmpegError as exc:
+        raise InvalidInputError(f"{src.name} is not a readable video ({exc}).", code="INPUT_NOT_VIDEO") from exc
+    if not container.streams.video:
+        container.close()
+        raise InvalidInputError(f"{src.name} has no video stream.", code="INPUT_NOT_VIDEO")
+    return container
+
+
+def _decode(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+    count = 0
+    try:
+        for frame in container.decode(stream):
+            yield frame
+            count += 1
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"Decoding failed after {count} frames: {exc}", code="MATTING_FAILED") from exc
+
+
+def _expected_frames(stream: av.video.stream.VideoStream, rate: Fraction) -> int:
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration is not None and stream.time_base is not None:
+        return max(0, round(float(stream.duration * stream.time_base * rate)))
+    return 0
+
+
+def _plane(frame: av.VideoFrame, index: int) -> U8:
+    """A zero-copy view of one plane (the view keeps the frame's buffer alive)."""
+    plane = frame.planes[index]
+    data = np.frombuffer(cast(Any, plane), dtype=np.uint8, count=plane.line_size * plane.height)
+    view: U8 = data.reshape(plane.height, plane.line_size)[:, : plane.width]
+    return view
+
+
+class _PngWriter:
+    """Numbered 8-bit grayscale PNGs (0001.png, ...) in a folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self._created = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        self._folder = folder
+        self._count = 0
+        self._written: list[Path] = []
+
+    def write(self, alpha: U8) -> None:
+        self._count += 1
+        path = self._folder / f"{self._count:04d}.png"
+        # level 1: mattes are mostly flat and compress well even at the fastest setting
+        if not cv2.imwrite(str(path), alpha, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            raise MediaError(f"Could not write {path}.", code="MATTING_FAILED")
+        self._written.append(path)
+
+    def finish(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        for path in self._written:
+            path.unlink(missing_ok=True)
+        if self._created:
+            with contextlib.suppress(OSError):  # not empty: something else was put there meanwhile
+                self._folder.rmdir()
+
+
+class _FfmpegWriter:
+    """Gray frames into ffmpeg's stdin, encoded to H.264 4:0:0; written to a temp name, then renamed."""
+
+    def __init__(self, dst: Path, width: int, height: int, rate: Fraction) -> None:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        self._dst = dst
+        self._partial = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
+        command = [
+            ffmpeg_exe(), *BASE_ARGS, "-y",
+            "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{width}x{height}",
+            "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
+            "-an", "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(X264_CRF),
+            "-pix_fmt", "gray", "-color_range", "pc",  # full range: 0 and 255 stay 0 and 255
+            "-movflags", "+faststart", "-f", "mp4", str(self._partial),
+        ]  # fmt: skip
+        try:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+        except OSError as exc:
+            raise MediaError(f"Could not start ffmpeg: {exc}", code="MATTING_FAILED") from exc
+        assert self._process.stderr is not None and self._process.stdin is not None
+        self._stdin = self._process.stdin
+        self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
+        self._drainer = threading.Thread(target=_drain, args=(self._process.stderr, self._stderr), daemon=True)
+        self._drainer.start()
+
+    def write(self, alpha: U8) -> None:
+        try:
+            self._stdin.write(np.ascontiguousarray(alpha).data)
+        except OSError:  # ffmpeg died (BrokenPipeError): its stderr says why
+            self._process.wait()
+            self._fail()
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+        if self._process.wait() != 0:
+            self._fail()
+        os.replace(self._partial, self._dst)
+
+    def abort(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._process.kill()
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+        self._process.wait()
+        self._drainer.join(timeout=5)
+        self._partial.unlink(missing_ok=True)
+
+    def _fail(self) -> None:
+        self._drainer.join(timeout=5)
+        self._partial.unlink(missing_ok=True)
+        tail = "\n".join(line for line in self._stderr if line.strip()) or "(no error output)"
+        raise MediaError(
+            f"Encoding the matte failed (ffmpeg exit status {self._process.returncode}):\n{tail}",
+            code="MATTING_FAILED",
+        )
+
+
+class _Output:
+    """A worker thread that does the full-resolution pass and hands each matte to the writer, in order.
+
+    Video decoding, the working-grid work (model, flow, filter coefficients) and the full-resolution
+    pass then run on separate threads (OpenCV and PyAV release the GIL in their loops), which keeps
+    both cores busy. The queue is short, so at most a few frames wait here.
+    """
+
+    def __init__(self, writer: _MatteWriter) -> None:
+        self._writer = writer
+        self._apply = _Applier()
+        self._jobs: queue.Queue[tuple[F32, F32, U8, U8, U8] | None] = queue.Queue(maxsize=_WRITE_QUEUE)
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="matte-output", daemon=True)
+        self._thread.start()
+        self.written = 0
+
+    def submit(self, luma: F32, chroma: F32, y: U8, u: U8, v: U8) -> None:
+        while True:
+            self._raise_if_failed()
+            try:
+                self._jobs.put((luma, chroma, y, u, v), timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Wait for every submitted matte to be written, then finish the writer."""
+        self._jobs.put(None)
+        self._thread.join()
+        self._raise_if_failed()
+        self._writer.finish()
+
+    def abort(self) -> None:
+        """Stop without writing the rest; the writer removes what it wrote."""
+        self._stop.set()
+        self._thread.join(timeout=2)  # normally ends after the matte it is writing
+        self._writer.abort()  # kills ffmpeg, which also ends a write stuck on a full pipe
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    job = self._jobs.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if job is None:
+                    return
+                self._writer.write(self._apply(*job))
+                self.written += 1
+        except BaseException as exc:  # handed to the producing thread
+            self._error = exc
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+def _drain(stream: IO[bytes], tail: deque[str]) -> None:
+    """Read ffmpeg's stderr to the end (so the pipe never fills), keeping the last lines."""
+    for raw in iter(stream.readline, b""):
+        tail.append(raw[:1000].decode("utf-8", "replace").rstrip())
+    stream.close()
+
+
+__all__ = [
+    "MatteStats",
+    "PersonSegmenter",
+    "matte_image",
+    "matte_video",
+    "refine_alpha",
+    "work_size",
+]
