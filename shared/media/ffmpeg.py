@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import IO
 
 from shared.errors import ConfigurationError, MediaError
@@ -65,8 +66,13 @@ def run_ffmpeg(
     usage: ResourceUsage | None = None,
     timeout: float | None = None,
     cancelled: threading.Event | None = None,
+    progress: Callable[[float], None] | None = None,
+    duration_seconds: float | None = None,
 ) -> None:
     """Run ``ffmpeg -nostdin -hide_banner -loglevel error *args`` and wait for it.
+
+    With ``progress`` and ``duration_seconds``, ffmpeg reports its position (``-progress pipe:1``) and
+    ``progress`` is called with the fraction of ``duration_seconds`` written so far.
 
     ``args`` are passed to the binary as they are (no shell, so no quoting is needed or wanted). The
     child's user+system CPU seconds are added to ``usage.cpu_seconds``, also when it fails or is killed.
@@ -76,12 +82,16 @@ def run_ffmpeg(
     FFMPEG_TIMEOUT or FFMPEG_CANCELLED (the process was killed; any output it left is incomplete), and
     ConfigurationError (code FFMPEG_NOT_FOUND) when there is no binary to run.
     """
-    command = [ffmpeg_exe(), *BASE_ARGS, *args]
+    report = progress is not None and duration_seconds is not None and duration_seconds > 0
+    command = [ffmpeg_exe(), *BASE_ARGS, *(["-progress", "pipe:1", "-nostats"] if report else []), *args]
     if cancelled is not None and cancelled.is_set():
         raise MediaError("Cancelled before ffmpeg started.", code="FFMPEG_CANCELLED")
     try:
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if report else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
     except OSError as exc:
         raise MediaError(f"Could not start ffmpeg ({command[0]}): {exc}", code="FFMPEG_FAILED") from exc
@@ -90,6 +100,12 @@ def run_ffmpeg(
     assert process.stderr is not None
     reader = threading.Thread(target=_drain, args=(process.stderr, stderr_tail), daemon=True)
     reader.start()
+    watcher: threading.Thread | None = None
+    if report and process.stdout is not None and progress is not None and duration_seconds is not None:
+        watcher = threading.Thread(
+            target=_follow_progress, args=(process.stdout, progress, duration_seconds), daemon=True
+        )
+        watcher.start()
 
     killed_because: str | None = None
     try:
@@ -104,6 +120,9 @@ def run_ffmpeg(
         status, cpu_seconds = _reap(process)
     reader.join(timeout=5)
     process.stderr.close()
+    if watcher is not None and process.stdout is not None:
+        watcher.join(timeout=5)
+        process.stdout.close()
     if usage is not None:
         usage.cpu_seconds += cpu_seconds
 
@@ -128,6 +147,14 @@ def _drain(stream: IO[bytes], tail: deque[str]) -> None:
     """Read ffmpeg's stderr to the end (so the pipe never fills), keeping the last lines, each bounded."""
     for raw in iter(stream.readline, b""):
         tail.append(raw[:_STDERR_LINE_CHARS].decode("utf-8", "replace").rstrip())
+
+
+def _follow_progress(stream: IO[bytes], progress: Callable[[float], None], duration_seconds: float) -> None:
+    """Turn ffmpeg's ``out_time_us=`` progress lines into fractions of the expected duration."""
+    for raw in iter(stream.readline, b""):
+        key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+        if key == "out_time_us" and value.isdigit():
+            progress(min(1.0, int(value) / 1e6 / duration_seconds))
 
 
 def _wait(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from shared.errors import InvalidInputError
@@ -171,6 +172,7 @@ def normalize(
     usage: ResourceUsage | None = None,
     cancelled: threading.Event | None = None,
     timeout: float | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> MediaInfo:
     """Normalize ``src`` (probed as ``info``) into ``dst`` and return the probed output.
 
@@ -188,7 +190,10 @@ def normalize(
     )  # fmt: skip
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        run_ffmpeg(args, usage=usage, timeout=timeout, cancelled=cancelled)
+        expected = min(info.duration_seconds, max_seconds) if max_seconds else info.duration_seconds
+        run_ffmpeg(
+            args, usage=usage, timeout=timeout, cancelled=cancelled, progress=progress, duration_seconds=expected
+        )
         os.replace(partial, dst)
     finally:
         with contextlib.suppress(FileNotFoundError):

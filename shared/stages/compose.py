@@ -116,7 +116,7 @@ def compose(inp: ComposeInput, ctx: StageContext) -> ComposeOutput:
                 video=video, matte=matte, background=background, cards=cards, out=out,
                 width=inp.width, height=inp.height, fps=inp.fps, has_audio=inp.has_audio,
             ),
-            usage=ctx.usage, cancelled=ctx.cancelled,
+            usage=ctx.usage, cancelled=ctx.cancelled, progress=ctx.progress, duration_seconds=inp.duration_seconds,
         )
     key = ctx.output_key("composed.mp4")
     objects.put_file(key, out, "video/mp4")

@@ -57,7 +57,7 @@ def probe_and_normalize(inp: ProbeInput, ctx: StageContext) -> ProbeOutput:
         normalized = ctx.scratch / "normalized.mp4"
         normalize(
             source, normalized, info, width=inp.width, height=inp.height, fps=inp.fps,
-            usage=ctx.usage, cancelled=ctx.cancelled,
+            usage=ctx.usage, cancelled=ctx.cancelled, progress=ctx.progress,
         )
     key = ctx.output_key("normalized.mp4")
     ctx.runtime.objects.put_file(key, normalized, "video/mp4")

@@ -152,3 +152,15 @@ def test_timeout_kills(children: list[subprocess.Popen[bytes]]) -> None:
     assert caught.value.code == "FFMPEG_TIMEOUT"
     assert time.monotonic() - started < 2.0
     _assert_gone(children[0])
+
+
+def test_progress_reports_rising_fractions_up_to_one(tmp_path: Path) -> None:
+    fractions: list[float] = []
+    run_ffmpeg(
+        ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "3", "-c:v", "libx264", "-preset", "ultrafast",
+         "-y", str(tmp_path / "out.mp4")],
+        progress=fractions.append, duration_seconds=3.0,
+    )
+    assert fractions, "no progress was reported"
+    assert fractions == sorted(fractions)
+    assert 0.9 <= fractions[-1] <= 1.0
