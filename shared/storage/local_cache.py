@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.storage._validation import check_ttl
+from shared.storage.sqlite import open_sqlite
 
 if TYPE_CHECKING:
     from shared.clock import Clock
@@ -33,19 +34,13 @@ class LocalCache:
         Raises OSError if the directory cannot be created, sqlite3.Error if the file is not a usable
         database.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._clock = clock
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
-        connection = sqlite3.connect(
-            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        # NORMAL: a cache may lose its last writes on power loss (not on a process crash).
+        connection = open_sqlite(path, busy_timeout=busy_timeout, synchronous="NORMAL")
         try:
-            connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            connection.execute("PRAGMA journal_mode = WAL")
-            # NORMAL: a cache may lose its last writes on power loss (not on a process crash).
-            connection.execute("PRAGMA synchronous = NORMAL")
             for statement in _DDL:
                 connection.execute(statement)
         except BaseException:

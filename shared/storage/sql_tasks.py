@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic_core import to_jsonable_python
 
 from shared.errors import NotFoundError
+from shared.storage.sqlite import open_sqlite
 from shared.storage.tasks import (
     ResourceUsage,
     StageReport,
@@ -467,22 +468,11 @@ class SqliteTaskStore(_SqlTaskStore):
         database.
         """
         super().__init__(_SQLITE, clock)
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._lock = threading.RLock()
-        self._connection: sqlite3.Connection | None = None
-        connection = sqlite3.connect(
-            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        self._connection: sqlite3.Connection | None = open_sqlite(
+            path, busy_timeout=busy_timeout, synchronous="FULL", pragmas=("foreign_keys = ON",)
         )
-        try:
-            connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = FULL")
-            connection.execute("PRAGMA foreign_keys = ON")
-        except BaseException:
-            connection.close()
-            raise
-        self._connection = connection
         try:
             with self._transaction(write=True) as tx:
                 self._create_schema(tx)
