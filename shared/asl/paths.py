@@ -15,7 +15,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from jsonpath_ng.ext import parse as jsonpath_parse
+from jsonpath_ng.ext.parser import parse as jsonpath_parse
 
 from shared.asl.errors import PathError
 
