@@ -12,6 +12,9 @@ coarse probability into a matte that is good enough to put the person over a new
   both keyframe masks warped to them by dense optical flow (DIS, at the working resolution) and
   blended by time distance, then a motion-adaptive EMA removes the remaining flicker, then each frame
   is refined at full resolution against its own pixels.
+* :func:`matte_stream`: the same, on frames an ffmpeg command writes to a pipe as raw yuv420p (already
+  upright, sized and at the wanted rate), for callers that decode with their own filter chain. Both
+  feed one matting loop (:func:`_matte_frames`) from a frame source: PyAV in-process or the pipe.
 
 The guide of the filter is the frame in YUV. The filter is invariant to a linear change of the guide's
 colour space (up to its regularisation), so a video frame's decoded Y, U and V planes serve directly,
@@ -24,6 +27,8 @@ display matrix is applied as ffmpeg's autorotate does), one matte frame per deco
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import itertools
 import os
 import queue
@@ -75,6 +80,7 @@ X264_CRF = 12  # near-lossless for a matte (measured: max error 4 levels, mean 0
 _PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
 _WRITE_QUEUE = 4  # frames waiting for the full-resolution pass (bounded memory, overlapped work)
 _STDERR_LINES = 50
+_READ_AHEAD = 3  # raw frames the pipe reader may hold ahead of the matting
 
 # smoothstep on 0..255: the "gentle contrast curve", as a table applied to the uint8 result
 _LEVELS = np.arange(256) / 255.0
@@ -368,7 +374,7 @@ def matte_image(src: Path, dst_png: Path, *, segmenter: PersonSegmenter | None =
 
 @dataclass(frozen=True)
 class MatteStats:
-    """What :func:`matte_video` did: frames written, frames the model ran on, wall seconds, speed."""
+    """What :func:`matte_video` / :func:`matte_stream` did: frames written, model runs, wall seconds, speed."""
 
     frames: int
     keyframes: int
@@ -378,15 +384,15 @@ class MatteStats:
 
 @dataclass
 class _Frame:
-    """One decoded frame: full-resolution planes (display orientation) and its working-grid data."""
+    """One decoded frame: upright full-resolution planes, its working-grid data and its model input."""
 
     index: int
-    source: av.VideoFrame  # kept for the model input (the planes are views of it anyway)
     y: U8
-    u: U8
+    u: U8  # U and V at the source's chroma resolution (half size for 4:2:0)
     v: U8
     guide: Guide  # working grid, YUV 0..1
     gray: U8  # working grid luma, for optical flow
+    model_rgb: Callable[[], U8]  # the model input (RGB at the model's size, upright); keyframes only
 
 
 @dataclass(frozen=True)
@@ -398,10 +404,22 @@ class _Key:
     mask: F32
 
 
-class _MatteWriter(Protocol):
-    def write(self, alpha: U8) -> None: ...
-    def finish(self) -> None: ...
-    def abort(self) -> None: ...
+class _FrameSource(Protocol):
+    """Where the frames of a video come from: a PyAV decoder (:class:`_AvSource`) or a raw yuv420p pipe
+    from an ffmpeg child (:class:`_PipeSource`). Everything after (model, flow, smoothing, refinement,
+    writing) is the same code for both: :func:`_matte_frames`."""
+
+    size: tuple[int, int]  # (width, height) of the upright frames
+    rate: Fraction
+    expected: int  # frames expected, for progress only (0: unknown)
+
+    def frames(self, work: tuple[int, int], model: tuple[int, int]) -> Iterator[_Frame]:
+        """The frames in order, with their guide at ``work`` and their model input at ``model`` (w, h)."""
+        ...
+
+    def close(self) -> None:
+        """Release the decoder (kill the child process). Idempotent; called on success and on error."""
+        ...
 
 
 def matte_video(
@@ -429,37 +447,90 @@ def matte_video(
     Raises InvalidInputError (INPUT_NOT_VIDEO) when ``src`` has no decodable video frame and MediaError
     (MATTING_FAILED) when decoding or encoding fails midway.
     """
+    _check_options(keyframe_interval, output)
+    started = time.perf_counter()
+    source = _AvSource(src)
+    return _matte_frames(
+        source, dst, keyframe_interval=keyframe_interval, output=output, progress=progress, cancelled=cancelled,
+        model=model, started=started,
+    )
+
+
+def matte_stream(
+    decode_args: list[str],
+    width: int,
+    height: int,
+    fps: float,
+    dst: Path,
+    *,
+    keyframe_interval: int = 5,
+    output: Literal["mp4", "png"] = "mp4",
+    expected_frames: int | None = None,
+    progress: Callable[[float], None] | None = None,
+    cancelled: threading.Event | None = None,
+    model: ModelChoice = "auto",
+) -> MatteStats:
+    """Matte the frames an ffmpeg command decodes: ``ffmpeg <BASE_ARGS> <decode_args> -f rawvideo
+    -pix_fmt yuv420p pipe:1``, read from the pipe (no PyAV), matted exactly as :func:`matte_video` does.
+
+    ``decode_args`` hold the input options and input (``-ss``/``-t``/``-i``) and a ``-vf`` or
+    ``-filter_complex`` whose output is upright frames of exactly ``width`` x ``height`` at ``fps``;
+    ``dst`` gets one matte frame per frame ffmpeg writes (an mp4 at ``fps``, or a PNG folder; see
+    :func:`matte_video`). ``expected_frames`` only scales ``progress``.
+
+    The ffmpeg child is killed when matting fails or is cancelled. Raises MediaError: MATTING_CANCELLED
+    (``cancelled`` was set; partial output removed), MATTING_FAILED (ffmpeg exited non-zero, quoting
+    its last stderr lines; it wrote no frame; its last frame was cut short; or encoding failed).
+    """
+    _check_options(keyframe_interval, output)
+    if width < 2 or height < 2:
+        raise ValueError(f"width and height must be >= 2, got {width}x{height}")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, not {fps}")
+    started = time.perf_counter()
+    rate = Fraction(fps).limit_denominator(10_000)
+    source = _PipeSource(decode_args, (width, height), rate, expected_frames or 0)
+    return _matte_frames(
+        source, dst, keyframe_interval=keyframe_interval, output=output, progress=progress, cancelled=cancelled,
+        model=model, started=started,
+    )
+
+
+def _check_options(keyframe_interval: int, output: str) -> None:
     if keyframe_interval < 1:
         raise ValueError(f"keyframe_interval must be >= 1, not {keyframe_interval}")
     if output not in ("mp4", "png"):
         raise ValueError(f"output must be 'mp4' or 'png', not {output!r}")
-    started = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        container = _open_video(src)
-        stack.callback(container.close)
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame + slice threads: decoding overlaps the matting
-        decoded = _decode(container, stream)
-        first = next(decoded, None)
-        if first is None:
-            raise InvalidInputError(f"{src.name} has no decodable video frame.", code="INPUT_NOT_VIDEO")
-        # the first frame's display matrix turns every frame (as ffmpeg's autorotate does)
-        rotation = int((-round(first.rotation / 90) * 90) % 360)
-        width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
-        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
-        expected = _expected_frames(stream, rate)
 
+
+def _matte_frames(
+    source: _FrameSource,
+    dst: Path,
+    *,
+    keyframe_interval: int,
+    output: Literal["mp4", "png"],
+    progress: Callable[[float], None] | None,
+    cancelled: threading.Event | None,
+    model: ModelChoice,
+    started: float,
+) -> MatteStats:
+    """The matting loop shared by every frame source; closes ``source``."""
+    with contextlib.ExitStack() as stack:
+        stack.callback(source.close)
+        width, height = source.size
         segmenter = stack.enter_context(PersonSegmenter(model))
-        writer: _MatteWriter = _FfmpegWriter(dst, width, height, Fraction(rate)) if output == "mp4" else _PngWriter(dst)
+        writer: _MatteWriter = (
+            _FfmpegWriter(dst, width, height, source.rate) if output == "mp4" else _PngWriter(dst)
+        )
         sink = _Output(writer)
         try:
-            matter = _VideoMatter(segmenter, (width, height), rotation, keyframe_interval, sink)
-            for index, source in enumerate(itertools.chain([first], decoded)):
+            matter = _VideoMatter(segmenter, source.size, keyframe_interval, sink)
+            for frame in source.frames(matter.work, segmenter.input_size(width, height)):
                 if cancelled is not None and cancelled.is_set():
                     raise MediaError("Matting was stopped: the task was cancelled.", code="MATTING_CANCELLED")
-                matter.push(matter.prepare(index, source))
-                if progress is not None and expected and index % keyframe_interval == 0:
-                    progress(min(0.99, matter.emitted / expected))
+                matter.push(frame)
+                if progress is not None and source.expected and frame.index % keyframe_interval == 0:
+                    progress(min(0.99, matter.emitted / source.expected))
             matter.flush()
             sink.finish()
         except BaseException:
@@ -476,9 +547,6 @@ def matte_video(
     )
 
 
-_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
-
-
 class _VideoMatter:
     """Keyframe segmentation, flow interpolation, temporal smoothing and refinement, frame by frame.
 
@@ -486,21 +554,9 @@ class _VideoMatter:
     they are interpolated, smoothed, refined and written in order.
     """
 
-    def __init__(
-        self,
-        segmenter: PersonSegmenter,
-        size: tuple[int, int],
-        rotation: int,
-        interval: int,
-        output: _Output,
-    ) -> None:
+    def __init__(self, segmenter: PersonSegmenter, size: tuple[int, int], interval: int, output: _Output) -> None:
         self._segmenter = segmenter
-        self._work = work_size(*size)
-        self._turn = _ROTATE.get(rotation)
-        # small images are scaled from the coded frame, so their sides swap when the frame is turned
-        self._coded_size = _coded(size, rotation)
-        self._coded_work = _coded(self._work, rotation)
-        self._coded_model = _coded(segmenter.input_size(*size), rotation)
+        self.work = work_size(*size)
         self._interval = interval
         self._output = output
         self._pending: list[_Frame] = []  # frames after the last keyframe, waiting for the next one
@@ -508,30 +564,11 @@ class _VideoMatter:
         self._smoothed: F32 | None = None
         # DIS: the fastest dense flow in OpenCV; at 256 px the ultrafast preset takes ~0.5 ms a pair
         self._flow = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        grid_x, grid_y = np.meshgrid(np.arange(self._work[0]), np.arange(self._work[1]))
+        grid_x, grid_y = np.meshgrid(np.arange(self.work[0]), np.arange(self.work[1]))
         self._grid = np.dstack([grid_x, grid_y]).astype(np.float32)
         self._flow_buffer = np.zeros_like(self._grid)
         self.emitted = 0  # frames handed to the output
         self.keyframes = 0
-
-    def prepare(self, index: int, source: av.VideoFrame) -> _Frame:
-        """Upright full-resolution planes and the working-grid guide of a decoded frame."""
-        frame = source
-        if frame.format.name not in _PLANAR_YUV or (frame.width, frame.height) != self._coded_size:
-            # 10-bit, RGB, ... or a size change midway: one layout and size for the whole matte
-            frame = frame.reformat(width=self._coded_size[0], height=self._coded_size[1], format="yuv420p")
-        # the working grid by swscale's area filter, all three planes in one call
-        small = frame.reformat(
-            width=self._coded_work[0], height=self._coded_work[1], format="yuv444p", interpolation="AREA"
-        )
-        planes = [_plane(frame, i) for i in range(3)]
-        small_planes = [_plane(small, i) for i in range(3)]
-        if self._turn is not None:
-            planes = [_u8(cv2.rotate(plane, self._turn)) for plane in planes]
-            small_planes = [_u8(cv2.rotate(plane, self._turn)) for plane in small_planes]
-        y, u, v = planes
-        gray = np.ascontiguousarray(small_planes[0])
-        return _Frame(index, frame, y, u, v, _guide(*small_planes), gray)
 
     def push(self, frame: _Frame) -> None:
         if frame.index % self._interval == 0:
@@ -545,14 +582,7 @@ class _VideoMatter:
             self._keyframe(self._pending.pop())
 
     def _keyframe(self, frame: _Frame) -> None:
-        rgb = _u8(
-            frame.source.reformat(
-                width=self._coded_model[0], height=self._coded_model[1], format="rgb24", interpolation="AREA"
-            ).to_ndarray()
-        )
-        if self._turn is not None:
-            rgb = _u8(cv2.rotate(rgb, self._turn))
-        key = _Key(frame.index, frame.gray, self._segmenter.segment(rgb, self._work))
+        key = _Key(frame.index, frame.gray, self._segmenter.segment(frame.model_rgb(), self.work))
         self.keyframes += 1
         if self._previous is not None:
             for between in self._pending:
@@ -592,8 +622,74 @@ class _VideoMatter:
         self.emitted += 1
 
 
-def _coded(size: tuple[int, int], rotation: int) -> tuple[int, int]:
-    return (size[1], size[0]) if rotation in (90, 270) else size
+# --- frames decoded by PyAV --------------------------------------------------------------------------
+
+_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+class _AvSource:
+    """Frames of a video file decoded in-process by PyAV, turned upright by the first frame's display
+    matrix (as ffmpeg's autorotate does). Opening reads the first frame, so a file with no decodable
+    frame fails here (InvalidInputError, INPUT_NOT_VIDEO)."""
+
+    def __init__(self, src: Path) -> None:
+        self._container = _open_video(src)
+        try:
+            stream = self._container.streams.video[0]
+            stream.thread_type = "AUTO"  # frame + slice threads: decoding overlaps the matting
+            self._decoded = _decode(self._container, stream)
+            first = next(self._decoded, None)
+            if first is None:
+                raise InvalidInputError(f"{src.name} has no decodable video frame.", code="INPUT_NOT_VIDEO")
+        except BaseException:
+            self._container.close()
+            raise
+        self._first = first
+        rotation = int((-round(first.rotation / 90) * 90) % 360)
+        self._turn = _ROTATE.get(rotation)
+        self._swap = rotation in (90, 270)  # small images are scaled from the coded frame: sides swap
+        self._coded_size = (first.width, first.height)
+        self.size = (first.height, first.width) if self._swap else (first.width, first.height)
+        self.rate = Fraction(stream.average_rate or stream.guessed_rate or Fraction(30))
+        self.expected = _expected_frames(stream, self.rate)
+
+    def frames(self, work: tuple[int, int], model: tuple[int, int]) -> Iterator[_Frame]:
+        coded_work, coded_model = self._coded(work), self._coded(model)
+        for index, source in enumerate(itertools.chain([self._first], self._decoded)):
+            yield self._prepare(index, source, coded_work, coded_model)
+
+    def _coded(self, size: tuple[int, int]) -> tuple[int, int]:
+        return (size[1], size[0]) if self._swap else size
+
+    def _prepare(
+        self, index: int, source: av.VideoFrame, coded_work: tuple[int, int], coded_model: tuple[int, int]
+    ) -> _Frame:
+        frame = source
+        if frame.format.name not in _PLANAR_YUV or (frame.width, frame.height) != self._coded_size:
+            # 10-bit, RGB, ... or a size change midway: one layout and size for the whole matte
+            frame = frame.reformat(width=self._coded_size[0], height=self._coded_size[1], format="yuv420p")
+        # the working grid by swscale's area filter, all three planes in one call
+        small = frame.reformat(width=coded_work[0], height=coded_work[1], format="yuv444p", interpolation="AREA")
+        planes = [_plane(frame, i) for i in range(3)]
+        small_planes = [_plane(small, i) for i in range(3)]
+        if self._turn is not None:
+            planes = [_u8(cv2.rotate(plane, self._turn)) for plane in planes]
+            small_planes = [_u8(cv2.rotate(plane, self._turn)) for plane in small_planes]
+        y, u, v = planes
+        gray = np.ascontiguousarray(small_planes[0])
+        turn = self._turn
+
+        def model_rgb() -> U8:
+            rgb = _u8(
+                frame.reformat(width=coded_model[0], height=coded_model[1], format="rgb24", interpolation="AREA")
+                .to_ndarray()
+            )
+            return rgb if turn is None else _u8(cv2.rotate(rgb, turn))
+
+        return _Frame(index, y, u, v, _guide(*small_planes), gray, model_rgb)
+
+    def close(self) -> None:
+        self._container.close()
 
 
 def _open_video(src: Path) -> av.container.InputContainer:
@@ -633,6 +729,150 @@ def _plane(frame: av.VideoFrame, index: int) -> U8:
     data = np.frombuffer(cast(Any, plane), dtype=np.uint8, count=plane.line_size * plane.height)
     view: U8 = data.reshape(plane.height, plane.line_size)[:, : plane.width]
     return view
+
+
+# --- frames from an ffmpeg child, raw yuv420p on a pipe ----------------------------------------------
+
+
+class _PipeSource:
+    """Frames an ffmpeg child decodes and writes to its stdout as raw yuv420p, already upright and sized.
+
+    A reader thread keeps a few frames ahead (ffmpeg decodes and filters on its own cores meanwhile).
+    Each frame is read into its own buffer, and the planes are views of it. :meth:`close` kills the
+    child if it still runs; a non-zero exit is reported (MATTING_FAILED, with ffmpeg's last stderr lines)
+    after the last frame.
+    """
+
+    def __init__(self, decode_args: list[str], size: tuple[int, int], rate: Fraction, expected: int) -> None:
+        self.size = size
+        self.rate = rate
+        self.expected = expected
+        width, height = size
+        chroma = ((width + 1) // 2, (height + 1) // 2)
+        self._layout = (width * height, chroma[0] * chroma[1], chroma)
+        command = [ffmpeg_exe(), *BASE_ARGS, *decode_args, "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"]
+        try:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+            )
+        except OSError as exc:
+            raise MediaError(f"Could not start ffmpeg: {exc}", code="MATTING_FAILED") from exc
+        assert self._process.stdout is not None and self._process.stderr is not None
+        self._stdout = self._process.stdout
+        self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
+        self._drainer = threading.Thread(target=_drain, args=(self._process.stderr, self._stderr), daemon=True)
+        self._drainer.start()
+        self._buffers: queue.Queue[NDArray[np.uint8] | BaseException | None] = queue.Queue(maxsize=_READ_AHEAD)
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="matte-pipe-reader", daemon=True)
+        self._reader.start()
+
+    def frames(self, work: tuple[int, int], model: tuple[int, int]) -> Iterator[_Frame]:
+        luma_size, chroma_size, (chroma_width, chroma_height) = self._layout
+        width, height = self.size
+        count = 0
+        while (item := self._buffers.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            y = item[:luma_size].reshape(height, width)
+            u = item[luma_size : luma_size + chroma_size].reshape(chroma_height, chroma_width)
+            v = item[luma_size + chroma_size :].reshape(chroma_height, chroma_width)
+            small = [_shrink(plane, work) for plane in (y, u, v)]
+            yield _Frame(count, y, u, v, _guide(*small), small[0], functools.partial(_i420_to_rgb, y, u, v, model))
+            count += 1
+        status = self._process.wait()
+        self._drainer.join(timeout=5)
+        if status != 0:
+            raise MediaError(
+                f"Decoding for matting failed (ffmpeg exit status {status}):\n{self._stderr_tail()}",
+                code="MATTING_FAILED",
+                details={"exit_status": status},
+            )
+        if count == 0:
+            raise MediaError(f"ffmpeg decoded no frame:\n{self._stderr_tail()}", code="MATTING_FAILED")
+
+    def _read(self) -> None:
+        """Reader thread: whole frames from the pipe into the queue, then None (EOF) or the error."""
+        frame_bytes = self._layout[0] + 2 * self._layout[1]
+        result: BaseException | None = None
+        try:
+            while not self._stop.is_set():
+                buffer = bytearray(frame_bytes)
+                got = _read_into(self._stdout, memoryview(buffer))
+                if got == 0:
+                    break
+                if got < frame_bytes:
+                    self._process.wait()
+                    result = MediaError(
+                        f"ffmpeg's last frame was cut short ({got} of {frame_bytes} bytes; exit status "
+                        f"{self._process.returncode}):\n{self._stderr_tail()}",
+                        code="MATTING_FAILED",
+                    )
+                    break
+                self._put(np.frombuffer(buffer, np.uint8))
+        except BaseException as exc:  # handed to the consuming thread
+            result = exc
+        self._put(result)
+
+    def _put(self, item: NDArray[np.uint8] | BaseException | None) -> None:
+        while not self._stop.is_set():
+            try:
+                self._buffers.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _stderr_tail(self) -> str:
+        return "\n".join(line for line in self._stderr if line.strip()) or "(no error output)"
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+        self._process.wait()
+        self._reader.join(timeout=5)
+        self._drainer.join(timeout=5)
+        self._stdout.close()
+
+
+def _read_into(stream: IO[bytes], view: memoryview) -> int:
+    """Fill ``view`` from ``stream`` (unbuffered); returns the bytes read (fewer only at end of stream)."""
+    raw = cast(io.RawIOBase, stream)
+    filled = 0
+    while filled < len(view):
+        got = raw.readinto(view[filled:])
+        if not got:
+            break
+        filled += got
+    return filled
+
+
+def _shrink(plane: U8, size: tuple[int, int]) -> U8:
+    """``plane`` area-resized to ``size`` (width, height): halved while it stays at least ``size``, then one
+    area step. OpenCV's area filter is ~6x faster at exactly 1/2 than at a fractional ratio like 1/7.5;
+    the result differs from a one-step area resize by about half a level."""
+    width, height = size
+    while plane.shape[1] // 2 >= width and plane.shape[0] // 2 >= height:
+        half = (plane.shape[1] // 2, plane.shape[0] // 2)
+        plane = _u8(cv2.resize(plane[: 2 * half[1], : 2 * half[0]], half, interpolation=cv2.INTER_AREA))
+    return _u8(cv2.resize(plane, size, interpolation=cv2.INTER_AREA))
+
+
+def _i420_to_rgb(y: U8, u: U8, v: U8, size: tuple[int, int]) -> U8:
+    """RGB at ``size`` (even sides) from 4:2:0 planes: each plane area-resized, then BT.601 limited
+    range, the conversion swscale makes for PyAV's ``rgb24``."""
+    width, height = size
+    planes = [_shrink(y, size), _shrink(u, (width // 2, height // 2)), _shrink(v, (width // 2, height // 2))]
+    i420 = np.concatenate([plane.ravel() for plane in planes]).reshape(height * 3 // 2, width)
+    return _u8(cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420))
+
+
+class _MatteWriter(Protocol):
+    def write(self, alpha: U8) -> None: ...
+    def finish(self) -> None: ...
+    def abort(self) -> None: ...
+
 
 
 class _PngWriter:
@@ -795,6 +1035,7 @@ __all__ = [
     "MatteStats",
     "PersonSegmenter",
     "matte_image",
+    "matte_stream",
     "matte_video",
     "refine_alpha",
     "work_size",

@@ -5,10 +5,12 @@ Thresholds come from measurements on this test media (quoted beside each), with 
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -17,8 +19,9 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from shared.errors import InvalidInputError, MediaError
+from shared.media import matting
 from shared.media.ffmpeg import run_ffmpeg
-from shared.media.matting import MatteStats, PersonSegmenter, matte_image, matte_video, refine_alpha
+from shared.media.matting import MatteStats, PersonSegmenter, matte_image, matte_stream, matte_video, refine_alpha
 
 TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
 P3M = TESTDATA / "matting" / "p3m"
@@ -260,3 +263,102 @@ def test_not_a_video(tmp_path: Path) -> None:
         matte_video(tmp_path / "missing.mp4", tmp_path / "matte.mp4")
     with pytest.raises(InvalidInputError):
         matte_image(text, tmp_path / "alpha.png")
+
+
+# --- frames from an ffmpeg pipe ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1 s (30 frames) of the vertical talking head at 360x640."""
+    out = tmp_path_factory.mktemp("small") / "talking_360.mp4"
+    encode = ["-an", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "16"]
+    run_ffmpeg(["-y", "-i", str(TALKING), "-t", "1", "-vf", "scale=360:640", *encode, str(out)])
+    return out
+
+
+def _decode_args(clip: Path) -> list[str]:
+    return ["-i", str(clip), "-vf", "fps=30,scale=360:640"]
+
+
+@pytest.fixture
+def children(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
+    """Every process matting starts (ffmpeg decoders and encoders), to check none is left running."""
+    started: list[subprocess.Popen[bytes]] = []
+    real = subprocess.Popen
+
+    def spy(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        process: subprocess.Popen[bytes] = real(*args, **kwargs)
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(matting.subprocess, "Popen", spy)
+    return started
+
+
+def test_matte_stream_agrees_with_matte_video(small_clip: Path, tmp_path: Path) -> None:
+    reported: list[float] = []
+    streamed = matte_stream(
+        _decode_args(small_clip), 360, 640, 30, tmp_path / "stream.mp4", expected_frames=30, progress=reported.append
+    )
+    decoded = matte_video(small_clip, tmp_path / "video.mp4")
+    assert streamed.frames == decoded.frames == 30
+    assert streamed.keyframes == decoded.keyframes == 7  # 0, 5, ..., 25 and the last
+    assert _describe(tmp_path / "stream.mp4") == (30, 360, 640, Fraction(30))
+    ours, theirs = _decode_gray(tmp_path / "stream.mp4") > 127, _decode_gray(tmp_path / "video.mp4") > 127
+    assert (ours & theirs).sum() / (ours | theirs).sum() > 0.98  # measured 0.9999
+    assert reported[-1] == 1.0 and reported == sorted(reported) and len(reported) > 2
+
+
+def test_matte_stream_writes_pngs(small_clip: Path, tmp_path: Path, children: list[subprocess.Popen[bytes]]) -> None:
+    folder = tmp_path / "frames"
+    stats = matte_stream(
+        ["-ss", "0.5", "-i", str(small_clip), "-vf", "fps=30,scale=180:320"], 180, 320, 30, folder, output="png"
+    )
+    assert stats.frames == 15
+    assert sorted(path.name for path in folder.iterdir()) == [f"{index:04d}.png" for index in range(1, 16)]
+    with Image.open(folder / "0015.png") as last:
+        assert last.mode == "L" and last.size == (180, 320)
+    assert len(children) == 1 and children[0].returncode == 0
+
+
+def test_matte_stream_reports_ffmpeg_failure(tmp_path: Path, children: list[subprocess.Popen[bytes]]) -> None:
+    with pytest.raises(MediaError) as raised:
+        matte_stream(["-i", str(tmp_path / "missing.mp4")], 360, 640, 30, tmp_path / "matte.mp4")
+    assert raised.value.code == "MATTING_FAILED"
+    assert "missing.mp4" in raised.value.message  # ffmpeg's stderr is quoted
+    assert list(tmp_path.iterdir()) == []
+    assert children and all(process.returncode is not None for process in children)
+
+
+def test_matte_stream_rejects_frames_of_another_size(small_clip: Path, tmp_path: Path) -> None:
+    # the filter makes 360x642 frames while 360x640 is announced: the byte stream does not divide
+    args = ["-i", str(small_clip), "-vf", "scale=360:642", "-frames:v", "1"]
+    with pytest.raises(MediaError) as raised:
+        matte_stream(args, 360, 640, 30, tmp_path / "matte.mp4")
+    assert raised.value.code == "MATTING_FAILED"
+    assert "cut short" in raised.value.message
+
+
+def test_matte_stream_with_no_frame_fails(small_clip: Path, tmp_path: Path) -> None:
+    args = ["-ss", "5", "-i", str(small_clip), "-vf", "fps=30,scale=360:640"]  # past the end
+    with pytest.raises(MediaError) as raised:
+        matte_stream(args, 360, 640, 30, tmp_path / "matte.mp4")
+    assert raised.value.code == "MATTING_FAILED"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancelling_matte_stream_kills_ffmpeg(
+    small_clip: Path, tmp_path: Path, children: list[subprocess.Popen[bytes]]
+) -> None:
+    cancelled = threading.Event()
+    out = tmp_path / "matte.mp4"
+    with pytest.raises(MediaError) as raised:
+        matte_stream(
+            _decode_args(small_clip), 360, 640, 30, out, expected_frames=30,
+            progress=lambda fraction: cancelled.set(), cancelled=cancelled,
+        )  # fmt: skip
+    assert raised.value.code == "MATTING_CANCELLED"
+    assert list(tmp_path.iterdir()) == []
+    assert len(children) == 2  # the decoder and the encoder, both ended
+    assert all(process.returncode is not None for process in children)
