@@ -1,8 +1,8 @@
-"""What :func:`shared.media.probe.probe` reports about a media file."""
+"""What :func:`shared.media.probe.probe` reports about a media file, and the media plans made from it."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 
 class VideoStreamInfo(BaseModel):
@@ -65,3 +65,43 @@ class MediaInfo(BaseModel):
     @property
     def has_audio(self) -> bool:
         return self.audio is not None
+
+
+class Chunk(BaseModel):
+    """A run of consecutive output frames: ``frames`` frames from output frame ``start_frame`` on.
+
+    Output frame ``n`` is the picture shown at ``n / fps`` seconds after the start of the upload (see
+    :mod:`shared.media.normalize`), so a chunk is a time range of the original, not of any file made
+    from it. ``index`` is the chunk's position in its plan (0, 1, ...).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(ge=0)
+    start_frame: int = Field(ge=0)
+    frames: int = Field(ge=1)
+
+    @property
+    def end_frame(self) -> int:
+        """The first output frame after the chunk."""
+        return self.start_frame + self.frames
+
+    def start_seconds(self, fps: int) -> float:
+        """When the chunk's first frame is shown, in seconds from the start of the upload."""
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        return self.start_frame / fps
+
+
+class DecodeHints(BaseModel):
+    """What a decoder starting in the middle of a stream must be told, read once from the upload.
+
+    ``x264_build`` is the x264 version ("core N") that the encoder wrote into the first frame, or
+    None when there is none (another encoder, another codec). FFmpeg's H.264 decoder emulates the
+    bugs of old x264 versions only when it has seen that note, which is at the start of the stream: a
+    4:4:4 stream from x264 before core 151 decodes to garbage after a seek unless it is told.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    x264_build: int | None = Field(default=None, ge=0)
