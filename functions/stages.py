@@ -16,10 +16,11 @@ from shared.pipeline.runtime import Runtime
 from shared.pipeline.stage import Stage, execute_stage
 from shared.settings import Settings
 from shared.stages.assets import GENERATE_ASSETS
-from shared.stages.compose import COMPOSE
+from shared.stages.compose import PLAN_COMPOSITION
 from shared.stages.finalize import FINALIZE
 from shared.stages.matte import MATTE
 from shared.stages.probe import PROBE
+from shared.stages.render import ASSEMBLE, RENDER_CHUNK
 from shared.stages.style import LEARN_STYLE
 
 
@@ -43,5 +44,7 @@ probe = stage_handler(PROBE)
 learn_style = stage_handler(LEARN_STYLE)
 generate_assets = stage_handler(GENERATE_ASSETS)
 matte = stage_handler(MATTE)
-compose = stage_handler(COMPOSE)
+plan_composition = stage_handler(PLAN_COMPOSITION)
+render_chunk = stage_handler(RENDER_CHUNK)
+assemble = stage_handler(ASSEMBLE)
 finalize = stage_handler(FINALIZE)

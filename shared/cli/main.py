@@ -20,6 +20,7 @@ from shared.asl import AslDefinitionError, StateMachine, run_execution
 from shared.cli.progress import StageProgress
 from shared.errors import InvalidInputError, VidluxeError
 from shared.logging import configure_logging
+from shared.media.render import GRADES
 from shared.pipeline.enhance import EnhanceOptions, OutputFormat, submit_enhance
 from shared.pipeline.execution import new_task_id, run_task
 from shared.pipeline.registry import StageRegistry
@@ -60,13 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     enhance = commands.add_parser("enhance", help="enhance a talking-head video")
     enhance.add_argument("video", type=Path)
     enhance.add_argument("--reference", type=Path, help="an image whose style to learn")
-    enhance.add_argument("--preset", choices=sorted(PRESETS), help="a style preset (default: minimal)")
+    enhance.add_argument("--preset", choices=sorted(PRESETS),
+                         help="a style preset (default: a style learned from the video's own frames)")
     enhance.add_argument("--title")
     enhance.add_argument("--subtitle")
     enhance.add_argument("--quote", action="append", default=[], dest="quotes", help="repeatable")
     enhance.add_argument("--width", type=int, default=OutputFormat().width)
     enhance.add_argument("--height", type=int, default=OutputFormat().height)
     enhance.add_argument("--fps", type=int, default=OutputFormat().fps)
+    enhance.add_argument("--grade", choices=sorted(GRADES), help="color grade (default: the style's)")
+    enhance.add_argument("--grade-intensity", type=float, default=EnhanceOptions().grade_intensity)
+    enhance.add_argument("--square", action="store_true", help="also write a 1080x1080 version")
+    enhance.add_argument("--gif", action="store_true", help="also write a GIF preview")
     enhance.add_argument("--out", type=Path, default=Path("vidluxe-out"), help="output directory")
     enhance.add_argument("--json", action="store_true")
     enhance.set_defaults(handler=_enhance)
@@ -100,7 +106,8 @@ def _parser() -> argparse.ArgumentParser:
 def _enhance(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     options = EnhanceOptions(
         preset=args.preset, title=args.title, subtitle=args.subtitle, quotes=args.quotes,
-        output=_output_format(args.width, args.height, args.fps),
+        output=_output_format(args.width, args.height, args.fps), grade=args.grade,
+        grade_intensity=args.grade_intensity, square=args.square, gif=args.gif,
     )
     out_dir = args.out.resolve()
     with Runtime.from_settings(settings) as runtime:

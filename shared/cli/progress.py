@@ -25,6 +25,7 @@ class StageProgress:
             transient=False,
         )
         self._rows: dict[str, TaskID] = {}
+        self._units: dict[str, dict[str, float]] = {}  # stage -> run (unit) -> fraction done
         self._lock = threading.Lock()  # events arrive from Parallel/Map worker threads
 
     def __enter__(self) -> StageProgress:
@@ -37,15 +38,20 @@ class StageProgress:
         self._progress.stop()
 
     def __call__(self, event: ProgressEvent) -> None:
+        """One row per stage; a stage run many times (a Map over chunks) shows the mean of its runs."""
         with self._lock:
             row = self._rows.get(event.stage)
             if row is None:
                 row = self._progress.add_task(event.stage, total=1.0, note="")
                 self._rows[event.stage] = row
-            if event.kind == ProgressKind.FINISHED:
-                self._progress.update(row, completed=1.0, note="reused" if event.reused else "done")
-            elif event.kind == ProgressKind.FAILED:
+            units = self._units.setdefault(event.stage, {})
+            if event.kind == ProgressKind.FAILED:
                 self._progress.update(row, note="failed")
                 self._progress.stop_task(row)
-            elif event.kind == ProgressKind.PROGRESS:
-                self._progress.update(row, completed=event.fraction)
+                return
+            units[event.unit] = 1.0 if event.kind == ProgressKind.FINISHED else event.fraction
+            done = sum(1 for fraction in units.values() if fraction >= 1.0)
+            note = ("reused" if event.reused else "done") if done == len(units) else ""
+            if len(units) > 1:
+                note = f"{done}/{len(units)} {note}".strip()
+            self._progress.update(row, completed=sum(units.values()) / len(units), note=note)

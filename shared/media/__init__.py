@@ -1,7 +1,10 @@
 """The media layer. Import from the modules (this package imports nothing, so it stays cheap):
 
-* :mod:`shared.media.ffmpeg`: ``ffmpeg_exe()``, ``run_ffmpeg(args, usage=, timeout=, cancelled=)``;
-* :mod:`shared.media.probe`: ``probe(path, max_duration_seconds=, require_video=) -> MediaInfo``;
-* :mod:`shared.media.models`: ``MediaInfo``, ``VideoStreamInfo``, ``AudioStreamInfo``;
-* :mod:`shared.media.normalize`: ``plan_normalize(info, src, dst, ...)``, ``normalize(src, dst, info, ...)``.
+* :mod:`shared.media.ffmpeg`: running ffmpeg with CPU accounting, progress, timeout and cancellation;
+* :mod:`shared.media.probe`: ``probe(path, ...) -> MediaInfo``, the typed input checks;
+* :mod:`shared.media.normalize`: chunk plans and the upright, constant-rate, fitted decode chain;
+* :mod:`shared.media.matting`: person mattes for stills, videos and decoded chunks;
+* :mod:`shared.media.render`: the ffmpeg renderer of a CompositionSpec chunk;
+* :mod:`shared.media.cards`, :mod:`shared.media.procedural`: text cards and procedural artwork;
+* :mod:`shared.media.qa`: temporal QA metrics and contact sheets.
 """

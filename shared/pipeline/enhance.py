@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.composition import GradePreset
 from shared.errors import InvalidInputError
 from shared.pipeline.execution import create_task
 from shared.pipeline.runtime import Runtime
@@ -36,8 +37,15 @@ class EnhanceOptions(BaseModel):
     subtitle: str | None = Field(default=None, max_length=300)
     quotes: list[str] = Field(default_factory=list, max_length=20)
     output: OutputFormat = Field(default_factory=OutputFormat)
+    grade: GradePreset | None = None  # None: the style's own grade
+    grade_intensity: float = Field(default=0.6, ge=0.0, le=1.0)
+    person_scale: float = Field(default=0.88, gt=0.2, le=1.0)
+    matte_scale: float = Field(default=0.5, ge=0.25, le=1.0)
+    square: bool = False
+    gif: bool = False
     max_duration_seconds: float = Field(default=600.0, gt=0)
     keyframe_interval: int = Field(default=5, ge=1, le=60)
+    chunk_seconds: float = Field(default=5.0, ge=1.0, le=60.0)
 
 
 def submit_enhance(

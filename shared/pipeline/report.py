@@ -13,7 +13,13 @@ from shared.pipeline.runtime import Runtime
 from shared.storage.tasks import TaskRecord
 
 # Output keys in the execution output, and the file names they are delivered as.
-DELIVERABLES = {"final_key": "final.mp4", "comparison_key": "comparison.jpg"}
+DELIVERABLES = {
+    "final_key": "final.mp4",
+    "comparison_key": "comparison.jpg",
+    "asset_pack_key": "assets.zip",
+    "square_key": "final_square.mp4",
+    "gif_key": "preview.gif",
+}
 
 
 def build_report(runtime: Runtime, task: TaskRecord) -> dict[str, Any]:
@@ -39,7 +45,7 @@ def build_report(runtime: Runtime, task: TaskRecord) -> dict[str, Any]:
             }
             for run in runs
         ],
-        "outputs": {DELIVERABLES[key]: runtime.objects.uri(output[key]) for key in DELIVERABLES if key in output},
+        "outputs": {name: runtime.objects.uri(output[key]) for key, name in DELIVERABLES.items() if output.get(key)},
         "source": output.get("source"),
         "style": output.get("style"),
     }
@@ -55,7 +61,7 @@ def deliver(runtime: Runtime, task: TaskRecord, out_dir: Path) -> dict[str, Path
     output = task.output or {}
     written: dict[str, Path] = {}
     for key_field, name in DELIVERABLES.items():
-        if key_field in output:
+        if output.get(key_field):
             with runtime.objects.local_copy(output[key_field]) as source:
                 written[name] = _atomic_write(out_dir / name, _copy_from(source))
     report = build_report(runtime, task)

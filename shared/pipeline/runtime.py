@@ -28,6 +28,7 @@ class ProgressEvent:
     kind: ProgressKind
     fraction: float = 0.0  # 0..1 within the stage
     reused: bool = False
+    unit: str = ""  # which run of the stage (its input hash): a Map runs one stage many times
 
 
 ProgressSink = Callable[[ProgressEvent], None]

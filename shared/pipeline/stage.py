@@ -68,7 +68,10 @@ class StageContext:
 
     def progress(self, fraction: float) -> None:
         self.runtime.on_progress(
-            ProgressEvent(self.task_id, self.stage, ProgressKind.PROGRESS, min(1.0, max(0.0, fraction)))
+            ProgressEvent(
+                self.task_id, self.stage, ProgressKind.PROGRESS, min(1.0, max(0.0, fraction)),
+                unit=self.input_hash[:16],
+            )
         )
 
 
@@ -121,7 +124,8 @@ def execute_stage(
     started = time.monotonic()
     usage = ResourceUsage()
     manifest_key = f"tasks/{model.task_id}/{stage.name}/{digest[:16]}/output.json"
-    runtime.on_progress(ProgressEvent(model.task_id, stage.name, ProgressKind.STARTED))
+    unit = digest[:16]
+    runtime.on_progress(ProgressEvent(model.task_id, stage.name, ProgressKind.STARTED, unit=unit))
 
     def report(status: StageRunStatus, error: VidluxeError | None = None) -> None:
         runtime.tasks.record_stage_run(
@@ -144,7 +148,9 @@ def execute_stage(
         output = stage.output_model.model_validate_json(runtime.objects.get_bytes(manifest_key))
         report(StageRunStatus.REUSED)
         log.info("stage output reused", key=manifest_key)
-        runtime.on_progress(ProgressEvent(model.task_id, stage.name, ProgressKind.FINISHED, 1.0, reused=True))
+        runtime.on_progress(
+            ProgressEvent(model.task_id, stage.name, ProgressKind.FINISHED, 1.0, reused=True, unit=unit)
+        )
         return output.model_dump(mode="json")
 
     scratch = Path(tempfile.mkdtemp(prefix=f"vidluxe-{stage.name}-"))
@@ -167,13 +173,13 @@ def execute_stage(
     except VidluxeError as exc:
         usage.cpu_seconds += time.thread_time() - cpu_started
         report(StageRunStatus.FAILED, exc)
-        runtime.on_progress(ProgressEvent(model.task_id, stage.name, ProgressKind.FAILED))
+        runtime.on_progress(ProgressEvent(model.task_id, stage.name, ProgressKind.FAILED, unit=unit))
         log.warning("stage failed", code=exc.code, error=exc.message)
         raise
     except Exception as exc:
         usage.cpu_seconds += time.thread_time() - cpu_started
         report(StageRunStatus.FAILED, VidluxeError(f"{type(exc).__name__}: {exc}"))
-        runtime.on_progress(ProgressEvent(model.task_id, stage.name, ProgressKind.FAILED))
+        runtime.on_progress(ProgressEvent(model.task_id, stage.name, ProgressKind.FAILED, unit=unit))
         log.exception("stage crashed")
         raise
     finally:
@@ -181,5 +187,5 @@ def execute_stage(
     usage.cpu_seconds = round(usage.cpu_seconds + time.thread_time() - cpu_started, 4)
     report(StageRunStatus.SUCCEEDED)
     log.info("stage finished", seconds=round(time.monotonic() - started, 3), cpu_seconds=usage.cpu_seconds)
-    runtime.on_progress(ProgressEvent(model.task_id, stage.name, ProgressKind.FINISHED, 1.0))
+    runtime.on_progress(ProgressEvent(model.task_id, stage.name, ProgressKind.FINISHED, 1.0, unit=unit))
     return output.model_dump(mode="json")

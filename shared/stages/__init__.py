@@ -6,10 +6,13 @@ from typing import Any
 
 from shared.pipeline.stage import Stage
 from shared.stages.assets import GENERATE_ASSETS
-from shared.stages.compose import COMPOSE
+from shared.stages.compose import PLAN_COMPOSITION
 from shared.stages.finalize import FINALIZE
 from shared.stages.matte import MATTE
 from shared.stages.probe import PROBE
+from shared.stages.render import ASSEMBLE, RENDER_CHUNK
 from shared.stages.style import LEARN_STYLE
 
-ALL_STAGES: tuple[Stage[Any, Any], ...] = (PROBE, LEARN_STYLE, GENERATE_ASSETS, MATTE, COMPOSE, FINALIZE)
+ALL_STAGES: tuple[Stage[Any, Any], ...] = (
+    PROBE, LEARN_STYLE, GENERATE_ASSETS, MATTE, PLAN_COMPOSITION, RENDER_CHUNK, ASSEMBLE, FINALIZE,
+)

@@ -1,143 +1,179 @@
-"""Compose: background, the person over it with their matte, and text cards, in one ffmpeg pass.
+"""Plan the composition: turn the prepared pieces into one CompositionSpec, stored as JSON.
 
-Layers bottom to top: the generated background, the normalized video keyed by the matte (alphamerge),
-the title card (first seconds) and quote cards (spread over the rest). The ffmpeg arguments come from a
-pure planner, :func:`plan_compose`, so the graph is testable without running ffmpeg.
+Layers bottom to top: the chosen background (with a slow drift), the person keyed by their per-chunk
+mattes (pulled lightly toward the background's color), the decorative overlays (gradient mask, light
+leak, optional frame, vignette), then the title and quote cards with their timing. The grade comes from
+the user's choice or from the style. Renderers (ffmpeg here, Remotion in the cloud) draw the spec.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+from pydantic import Field
 
-from shared.media.cards import render_card
-from shared.media.ffmpeg import run_ffmpeg
+from shared.composition import (
+    BackgroundLayer,
+    CompositionSpec,
+    Effects,
+    GradePreset,
+    OverlayLayer,
+    PersonLayer,
+    TextLayer,
+)
+from shared.media.models import Chunk, DecodeHints, MediaInfo
 from shared.pipeline.stage import Stage, StageContext, StageInput, StageOutput
+from shared.stages.assets import GenerateAssetsOutput
+from shared.stages.style import StyleProfile
 
 TITLE_SECONDS = (0.3, 4.0)
 QUOTE_SECONDS = 3.5
-FADE_SECONDS = 0.5
+
+# Which grade a style gets when the user does not choose one.
+GRADE_FOR_PRESET: dict[str, GradePreset] = {
+    "preset:minimal": "soft", "preset:cinematic": "cinematic", "preset:luxury": "luxury",
+    "preset:warm": "warm", "preset:fresh": "fresh",
+}
+GRADE_FOR_TEMPERATURE: dict[str, GradePreset] = {"warm": "warm", "cool": "cool", "neutral": "soft"}
 
 
-class ComposeInput(StageInput):
-    video_key: str
-    matte_key: str
-    background_key: str
+class PlanCompositionInput(StageInput):
+    source_key: str
+    media: MediaInfo
+    hints: DecodeHints
     width: int
     height: int
     fps: int
-    duration_seconds: float
-    has_audio: bool
-    title: str | None = Field(default=None, max_length=200)
-    subtitle: str | None = Field(default=None, max_length=300)
-    quotes: list[str] = Field(default_factory=list, max_length=20)
-    text_color: str = "#ffffff"
+    frames: int
+    person_scale: float = Field(default=0.88, gt=0.2, le=1.0)
+    chunks: list[Chunk] = Field(min_length=1)
+    style: StyleProfile
+    assets: GenerateAssetsOutput
+    grade: GradePreset | None = None
+    grade_intensity: float = Field(default=0.6, ge=0.0, le=1.0)
+    vignette: float = Field(default=0.35, ge=0.0, le=1.0)
 
 
-class ComposeOutput(StageOutput):
-    video_key: str
+class PlanCompositionOutput(StageOutput):
+    spec_key: str
+    person_chroma_shift: tuple[float, float]
+    asset_keys: list[str]  # what the asset pack holds: backgrounds, overlays, cards
+    style: StyleProfile  # passed on for the report
+    grade: GradePreset
 
 
-class TimedCard(BaseModel):
-    """A card image shown from ``start`` to ``end`` seconds at vertical position ``y``, with fades."""
-
-    model_config = ConfigDict(frozen=True)
-
-    path: Path
-    start: float
-    end: float
-    y: int
-
-
-def schedule_quotes(quotes: list[str], duration: float) -> list[tuple[str, float, float]]:
-    """Spread quotes evenly over the time after the title, each shown for QUOTE_SECONDS (pure)."""
-    if not quotes:
+def schedule_quotes(count: int, duration: float) -> list[tuple[float, float]]:
+    """(start, end) of ``count`` quotes spread evenly after the title, each QUOTE_SECONDS long (pure)."""
+    if count == 0:
         return []
     begin = TITLE_SECONDS[1] + 0.5 if duration > TITLE_SECONDS[1] + QUOTE_SECONDS else 0.0
-    slot = max((duration - begin) / len(quotes), 0.5)
+    slot = max((duration - begin) / count, 0.5)
     show = min(QUOTE_SECONDS, slot)
-    return [(quote, begin + i * slot, begin + i * slot + show) for i, quote in enumerate(quotes)]
+    return [(begin + i * slot, min(duration, begin + i * slot + show)) for i in range(count)]
 
 
-def plan_compose(
-    *, video: Path, matte: Path, background: Path, cards: list[TimedCard], out: Path,
-    width: int, height: int, fps: int, has_audio: bool,
-) -> list[str]:
-    """ffmpeg arguments for one compositing pass (pure)."""
-    # Stills are decoded once and repeated in memory by the loop filter (an image2 input with -loop 1
-    # would decode the PNG again for every frame).
-    still = f"loop=loop=-1:size=1:start=0,setpts=N/{fps}/TB"
-    args = ["-i", str(background), "-i", str(video), "-i", str(matte)]
-    graph = [
-        f"[0:v]{still},scale={width}:{height},setsar=1,format=rgb24[bg]",
-        "[2:v]format=gray[alpha]",
-        "[1:v][alpha]alphamerge[person]",
-        "[bg][person]overlay=0:0:shortest=1:format=auto[v0]",
-    ]
-    last = "v0"
-    for index, card in enumerate(cards):
-        stream = 3 + index
-        args += ["-i", str(card.path)]
-        fade_out = max(card.start, card.end - FADE_SECONDS)
-        graph.append(
-            f"[{stream}:v]{still},format=rgba,"
-            f"fade=t=in:st={card.start:.3f}:d={FADE_SECONDS}:alpha=1,"
-            f"fade=t=out:st={fade_out:.3f}:d={FADE_SECONDS}:alpha=1[c{index}]"
-        )
-        graph.append(
-            f"[{last}][c{index}]overlay=0:{card.y}:shortest=1:"
-            f"enable='between(t,{card.start:.3f},{card.end:.3f})'[v{index + 1}]"
-        )
-        last = f"v{index + 1}"
-    graph.append(f"[{last}]format=yuv420p[vout]")
-    args += ["-filter_complex", ";".join(graph), "-map", "[vout]"]
-    if has_audio:
-        args += ["-map", "1:a:0", "-c:a", "copy"]
-    args += [
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-r", str(fps),
-        "-movflags", "+faststart", "-shortest", "-y", str(out),
-    ]
-    return args
-
-
-def compose(inp: ComposeInput, ctx: StageContext) -> ComposeOutput:
-    """Raises MediaError when ffmpeg fails."""
-    cards = _render_cards(inp, ctx.scratch)
+def plan_composition(inp: PlanCompositionInput, ctx: StageContext) -> PlanCompositionOutput:
     objects = ctx.runtime.objects
-    out = ctx.scratch / "composed.mp4"
-    with (
-        objects.local_copy(inp.video_key) as video,
-        objects.local_copy(inp.matte_key) as matte,
-        objects.local_copy(inp.background_key) as background,
-    ):
-        run_ffmpeg(
-            plan_compose(
-                video=video, matte=matte, background=background, cards=cards, out=out,
-                width=inp.width, height=inp.height, fps=inp.fps, has_audio=inp.has_audio,
-            ),
-            usage=ctx.usage, cancelled=ctx.cancelled, progress=ctx.progress, duration_seconds=inp.duration_seconds,
-        )
-    key = ctx.output_key("composed.mp4")
-    objects.put_file(key, out, "video/mp4")
-    return ComposeOutput(video_key=key)
+    duration = inp.frames / inp.fps
+    overlays = [
+        OverlayLayer(key=inp.assets.gradient_mask_key),
+        OverlayLayer(key=inp.assets.light_leak_key, opacity=0.8),
+    ]
+    if inp.assets.frame_key:
+        overlays.append(OverlayLayer(key=inp.assets.frame_key))
+    if inp.vignette > 0:
+        key = ctx.output_key("vignette.png")
+        objects.put_bytes(key, _png(render_vignette(inp.width, inp.height, inp.vignette)), "image/png")
+        overlays.append(OverlayLayer(key=key))
+
+    texts: list[TextLayer] = []
+    if inp.assets.title_card is not None:
+        end = min(TITLE_SECONDS[1], duration)
+        texts.append(TextLayer(key=inp.assets.title_card.key, start=min(TITLE_SECONDS[0], end / 2), end=end,
+                               y=int(inp.height * 0.06)))
+    for card, (start, end) in zip(inp.assets.quote_cards, schedule_quotes(len(inp.assets.quote_cards), duration),
+                                  strict=True):
+        y = max(0, int(inp.height * 0.93) - card.height)  # lower third, bottom-aligned above the safe margin
+        texts.append(TextLayer(key=card.key, start=start, end=end, y=y))
+
+    boundaries = [chunk.start_frame / inp.fps for chunk in inp.chunks[1:]]
+    texts = [keep_fades_within_chunks(text, boundaries) for text in texts]
+    background_key = inp.assets.backgrounds[0]
+    with objects.local_copy(background_key) as background:
+        shift = person_chroma_shift(background_mean_uv(background))
+    spec = CompositionSpec(
+        width=inp.width, height=inp.height, fps=inp.fps, frames=inp.frames, chunks=inp.chunks,
+        background=BackgroundLayer(key=background_key),
+        person=PersonLayer(source_key=inp.source_key, media=inp.media, hints=inp.hints, scale=inp.person_scale),
+        overlays=overlays,
+        texts=texts,
+        effects=Effects(grade=inp.grade or default_grade(inp.style), intensity=inp.grade_intensity),
+    )
+    spec_key = ctx.output_key("spec.json")
+    objects.put_bytes(spec_key, spec.model_dump_json(indent=2).encode(), "application/json")
+    asset_keys = [*inp.assets.backgrounds, *(overlay.key for overlay in overlays), *(text.key for text in texts)]
+    return PlanCompositionOutput(
+        spec_key=spec_key, person_chroma_shift=shift, asset_keys=asset_keys, style=inp.style,
+        grade=spec.effects.grade,
+    )
 
 
-def _render_cards(inp: ComposeInput, scratch: Path) -> list[TimedCard]:
-    cards: list[TimedCard] = []
-    unit = inp.width / 1080  # font sizes are designed for a 1080-wide frame
-    if inp.title or inp.subtitle:
-        lines = [(inp.title, int(72 * unit))] if inp.title else []
-        lines += [(inp.subtitle, int(42 * unit))] if inp.subtitle else []
-        path = scratch / "title.png"
-        render_card(lines, width=inp.width, color=inp.text_color).save(path)
-        end = min(TITLE_SECONDS[1], inp.duration_seconds)
-        cards.append(TimedCard(path=path, start=min(TITLE_SECONDS[0], end), end=end, y=int(inp.height * 0.08)))
-    for index, (quote, start, end) in enumerate(schedule_quotes(inp.quotes, inp.duration_seconds)):
-        path = scratch / f"quote{index}.png"
-        render_card([(f"“{quote}”", int(54 * unit))], width=inp.width, color=inp.text_color).save(path)
-        cards.append(TimedCard(path=path, start=start, end=end, y=int(inp.height * 0.70)))
-    return cards
+def keep_fades_within_chunks(text: TextLayer, boundaries: list[float]) -> TextLayer:
+    """Move a card's start or end onto a chunk boundary its fade would straddle (pure).
+
+    Each chunk is rendered on its own, and a fade cut in two would restart at the boundary; moving the
+    fade to begin (or end) exactly there keeps it whole and costs at most a fade's length of display.
+    """
+    start, end = text.start, text.end
+    for boundary in boundaries:
+        if start < boundary < start + text.fade_in:
+            start = boundary
+        if end - text.fade_out < boundary < end:
+            end = boundary
+    if end - start < text.fade_in + text.fade_out:  # too short to keep both fades whole: keep it as it was
+        return text
+    return text.model_copy(update={"start": start, "end": end})
 
 
-COMPOSE = Stage("compose", ComposeInput, ComposeOutput, compose)
+def default_grade(style: StyleProfile) -> GradePreset:
+    return GRADE_FOR_PRESET.get(style.source) or GRADE_FOR_TEMPERATURE[style.temperature]
+
+
+def background_mean_uv(path: Path) -> tuple[float, float]:
+    """The background's mean chroma (U, V) in 8-bit levels, 128 = neutral."""
+    with Image.open(path) as image:
+        small = image.convert("RGB").resize((64, 64)).convert("YCbCr")
+    pixels = np.asarray(small, dtype=np.float32)
+    return float(pixels[..., 1].mean()), float(pixels[..., 2].mean())
+
+
+def person_chroma_shift(
+    mean_uv: tuple[float, float], *, strength: float = 0.3, limit: float = 6.0
+) -> tuple[float, float]:
+    """How far (in U/V levels) to pull the person toward the background's cast: a fraction, bounded (pure)."""
+    u, v = (float(np.clip((value - 128.0) * strength, -limit, limit)) for value in mean_uv)
+    return u, v
+
+
+def render_vignette(width: int, height: int, strength: float) -> NDArray[np.uint8]:
+    """An RGBA vignette: black, transparent in the middle, up to ``strength`` opacity in the corners."""
+    y = np.linspace(-1.0, 1.0, height, dtype=np.float32)[:, None]
+    x = np.linspace(-1.0, 1.0, width, dtype=np.float32)[None, :]
+    radius = np.sqrt(x**2 + (y * 0.85) ** 2)
+    alpha = np.clip((radius - 0.55) / 0.9, 0.0, 1.0) ** 1.6 * strength
+    rgba = np.zeros((height, width, 4), dtype=np.uint8)
+    rgba[..., 3] = np.round(alpha * 255).astype(np.uint8)
+    return rgba
+
+
+def _png(pixels: NDArray[np.uint8]) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+PLAN_COMPOSITION = Stage("plan_composition", PlanCompositionInput, PlanCompositionOutput, plan_composition)

@@ -1,52 +1,122 @@
-"""Finalize: publish the deliverables of a task under its outputs.
+"""Finalize: the deliverables beside final.mp4.
 
-final.mp4 is the composed video; comparison.jpg puts a frame of the normalized source beside the same
-frame of the result, so a user (and a reviewer) sees the difference at a glance.
+comparison.jpg puts the upload (upright, fitted to the frame) beside the same moment of the result;
+assets.zip packs the backgrounds, cards, overlays and a matte preview; a square 1080x1080 cut and a GIF
+preview are made when asked.
 """
 
 from __future__ import annotations
 
+import io
+import zipfile
+from pathlib import Path
+
+from PIL import Image
 from pydantic import Field
 
+from shared.composition import CompositionSpec
 from shared.media.ffmpeg import run_ffmpeg
+from shared.media.normalize import fit_filter
 from shared.pipeline.stage import Stage, StageContext, StageInput, StageOutput
+
+GIF_SECONDS = 4.0
+GIF_WIDTH = 360
+GIF_FPS = 10
+SQUARE_SIZE = 1080
 
 
 class FinalizeInput(StageInput):
+    spec_key: str
     video_key: str
-    source_video_key: str
-    duration_seconds: float = Field(gt=0)
+    matte_key: str  # one chunk's matte, for the preview in the asset pack
+    square: bool = False
+    gif: bool = False
+    asset_keys: list[str] = Field(default_factory=list)
 
 
 class FinalizeOutput(StageOutput):
     final_key: str
     comparison_key: str
+    asset_pack_key: str
+    square_key: str | None = None
+    gif_key: str | None = None
 
 
-def plan_comparison(*, before: str, after: str, at_seconds: float, out: str) -> list[str]:
-    """ffmpeg arguments for a side-by-side before/after still at half size (pure)."""
-    return [
-        "-ss", f"{at_seconds:.3f}", "-i", before, "-ss", f"{at_seconds:.3f}", "-i", after,
-        "-filter_complex", "[0:v]scale=iw/2:ih/2[a];[1:v]scale=iw/2:ih/2[b];[a][b]hstack=inputs=2[v]",
-        "-map", "[v]", "-frames:v", "1", "-q:v", "3", "-y", out,
-    ]
+def plan_still(src: Path, at_seconds: float, out: Path, chain: str | None = None) -> list[str]:
+    """ffmpeg arguments for one frame at ``at_seconds``, optionally through a filter chain (pure)."""
+    return ["-ss", f"{at_seconds:.3f}", "-i", str(src), "-frames:v", "1", *(["-vf", chain] if chain else []),
+            "-update", "1", "-y", str(out)]
+
+
+def plan_square(src: Path, width: int, height: int, out: Path) -> list[str]:
+    """A square cut of the vertical video: the band from 12% down, where the head and shoulders are."""
+    side = min(width, height)
+    top = max(0, min(height - side, round(height * 0.12 / 2) * 2))
+    crop = f"crop={side}:{side}:0:{top},scale={SQUARE_SIZE}:{SQUARE_SIZE}"
+    return ["-i", str(src), "-map", "0:v:0", "-map", "0:a?", "-vf", crop,
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", "-c:a", "copy",
+            "-movflags", "+faststart", "-y", str(out)]
+
+
+def plan_gif(src: Path, out: Path) -> list[str]:
+    """A short looping GIF with a palette made for it (one pass: palettegen and paletteuse)."""
+    graph = (f"[0:v]fps={GIF_FPS},scale={GIF_WIDTH}:-2:flags=lanczos,split[a][b];"
+             "[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=sierra2_4a")
+    return ["-t", f"{GIF_SECONDS}", "-i", str(src), "-filter_complex", graph, "-loop", "0", "-y", str(out)]
 
 
 def finalize(inp: FinalizeInput, ctx: StageContext) -> FinalizeOutput:
+    """Raises MediaError when ffmpeg fails."""
     objects = ctx.runtime.objects
-    comparison = ctx.scratch / "comparison.jpg"
-    with objects.local_copy(inp.source_video_key) as before, objects.local_copy(inp.video_key) as after:
-        run_ffmpeg(
-            plan_comparison(
-                before=str(before), after=str(after), at_seconds=inp.duration_seconds / 3, out=str(comparison)
-            ),
-            usage=ctx.usage, cancelled=ctx.cancelled,
-        )
-        final_key = ctx.output_key("final.mp4")
-        objects.put_file(final_key, after, "video/mp4")
+    spec = CompositionSpec.model_validate_json(objects.get_bytes(inp.spec_key))
+    at = spec.duration_seconds / 3
+    scratch = ctx.scratch
+    with objects.local_copy(spec.person.source_key) as source, objects.local_copy(inp.video_key) as final:
+        chain = fit_filter(spec.person.media, width=spec.width, height=spec.height, fps=spec.fps)
+        run_ffmpeg(plan_still(source, at, scratch / "before.png", chain), usage=ctx.usage, cancelled=ctx.cancelled)
+        run_ffmpeg(plan_still(final, at, scratch / "after.png"), usage=ctx.usage, cancelled=ctx.cancelled)
+        square_key = gif_key = None
+        if inp.square:
+            run_ffmpeg(plan_square(final, spec.width, spec.height, scratch / "square.mp4"),
+                       usage=ctx.usage, cancelled=ctx.cancelled)
+            square_key = ctx.output_key("final_square.mp4")
+            objects.put_file(square_key, scratch / "square.mp4", "video/mp4")
+        if inp.gif:
+            run_ffmpeg(plan_gif(final, scratch / "preview.gif"), usage=ctx.usage, cancelled=ctx.cancelled)
+            gif_key = ctx.output_key("preview.gif")
+            objects.put_file(gif_key, scratch / "preview.gif", "image/gif")
+    with objects.local_copy(inp.matte_key) as matte:
+        at_matte = min(1.0, spec.chunks[0].frames / spec.fps / 2)
+        run_ffmpeg(plan_still(matte, at_matte, scratch / "matte.png"), usage=ctx.usage, cancelled=ctx.cancelled)
+
     comparison_key = ctx.output_key("comparison.jpg")
-    objects.put_file(comparison_key, comparison, "image/jpeg")
-    return FinalizeOutput(final_key=final_key, comparison_key=comparison_key)
+    objects.put_bytes(comparison_key, side_by_side(scratch / "before.png", scratch / "after.png"), "image/jpeg")
+    pack_key = ctx.output_key("assets.zip")
+    objects.put_bytes(pack_key, _asset_pack(ctx, inp.asset_keys, scratch / "matte.png"), "application/zip")
+    return FinalizeOutput(final_key=inp.video_key, comparison_key=comparison_key, asset_pack_key=pack_key,
+                          square_key=square_key, gif_key=gif_key)
 
 
-FINALIZE = Stage("finalize", FinalizeInput, FinalizeOutput, finalize)
+def side_by_side(before: Path, after: Path) -> bytes:
+    """A JPEG of two frames at half size, left and right."""
+    with Image.open(before) as left_image, Image.open(after) as right_image:
+        left = left_image.convert("RGB").reduce(2)
+        right = right_image.convert("RGB").resize(left.size)
+    sheet = Image.new("RGB", (left.width * 2, left.height))
+    sheet.paste(left, (0, 0))
+    sheet.paste(right, (left.width, 0))
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def _asset_pack(ctx: StageContext, keys: list[str], matte_preview: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as pack:
+        for index, key in enumerate(keys):  # numbered: two stages may name files alike
+            pack.writestr(f"{index:02d}_{key.rsplit('/', 1)[-1]}", ctx.runtime.objects.get_bytes(key))
+        pack.write(matte_preview, "matte_preview.png")
+    return buffer.getvalue()
+
+
+FINALIZE = Stage("finalize", FinalizeInput, FinalizeOutput, finalize, version=2)

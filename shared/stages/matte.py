@@ -1,42 +1,69 @@
-"""Matte the person: a grayscale alpha video, frame-aligned with the normalized video.
+"""Matte the person in one chunk: a grayscale alpha video, frame-aligned with the person layer.
 
-The embedded provider is MediaPipe's selfie-segmentation model (shipped inside the mediapipe wheel), run
-on keyframes with motion-aware interpolation, temporal smoothing and guided edge refinement; see
-:mod:`shared.media.matting`.
+The chunk is decoded from the upload with the same chain the renderer uses
+(:func:`shared.media.render.person_chain`), so every matte pixel sits on its frame pixel. The embedded
+provider is MediaPipe's selfie-segmentation model, run on keyframes with motion-aware interpolation,
+temporal smoothing and guided edge refinement (:mod:`shared.media.matting`).
 """
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from shared.media.matting import matte_video
+from shared.errors import InvalidInputError
+from shared.media.matting import matte_stream
+from shared.media.models import Chunk, DecodeHints, MediaInfo
+from shared.media.normalize import plan_chunk_input
+from shared.media.render import even, person_chain
 from shared.pipeline.stage import Stage, StageContext, StageInput, StageOutput
 
 
 class MatteInput(StageInput):
-    video_key: str
+    source_key: str
+    media: MediaInfo
+    hints: DecodeHints = DecodeHints()
+    width: int
+    height: int
+    fps: int
+    person_scale: float = Field(default=0.88, gt=0.2, le=1.0)
+    matte_scale: float = Field(default=0.5, ge=0.25, le=1.0)  # mattes are soft: half size is plenty, 4x cheaper
+    chunk: Chunk
     keyframe_interval: int = Field(default=5, ge=1, le=60)
 
 
 class MatteOutput(StageOutput):
+    chunk: Chunk
     matte_key: str
+    width: int
+    height: int
     method: str
     frames: int
     keyframes: int
 
 
-def matte_person(inp: MatteInput, ctx: StageContext) -> MatteOutput:
-    with ctx.runtime.objects.local_copy(inp.video_key) as video:
-        matte_path = ctx.scratch / "matte.mp4"
-        stats = matte_video(
-            video, matte_path, keyframe_interval=inp.keyframe_interval, output="mp4",
-            progress=ctx.progress, cancelled=ctx.cancelled,
+def matte_chunk(inp: MatteInput, ctx: StageContext) -> MatteOutput:
+    """Raises MediaError when decoding or matting fails."""
+    if inp.media.video is None:
+        raise InvalidInputError("The upload has no video stream.", code="INPUT_NO_VIDEO_STREAM")
+    width, height = even(inp.width * inp.matte_scale), even(inp.height * inp.matte_scale)
+    chain = person_chain(inp.media, inp.chunk, width=width, height=height, fps=inp.fps, scale=inp.person_scale)
+    matte_path = ctx.scratch / "matte.mp4"
+    with ctx.runtime.objects.local_copy(inp.source_key) as source:
+        decode = [
+            *plan_chunk_input(inp.media, source, fps=inp.fps, chunk=inp.chunk, hints=inp.hints),
+            "-map", f"0:{inp.media.video.index}", "-vf", chain, "-an", "-sn", "-dn", "-fps_mode", "passthrough",
+            "-frames:v", str(inp.chunk.frames),
+        ]  # fmt: skip
+        stats = matte_stream(
+            decode, width, height, inp.fps, matte_path, keyframe_interval=inp.keyframe_interval,
+            expected_frames=inp.chunk.frames, progress=ctx.progress, cancelled=ctx.cancelled,
         )
     key = ctx.output_key("matte.mp4")
     ctx.runtime.objects.put_file(key, matte_path, "video/mp4")
     return MatteOutput(
-        matte_key=key, method="mediapipe-selfie-segmentation", frames=stats.frames, keyframes=stats.keyframes
+        chunk=inp.chunk, matte_key=key, width=width, height=height, method="mediapipe-selfie-segmentation",
+        frames=stats.frames, keyframes=stats.keyframes,
     )
 
 
-MATTE = Stage("matte", MatteInput, MatteOutput, matte_person)
+MATTE = Stage("matte", MatteInput, MatteOutput, matte_chunk, version=2)

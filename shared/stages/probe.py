@@ -1,8 +1,8 @@
-"""Probe and normalize: validate the upload and bring it to the output geometry.
+"""Probe: validate the upload and plan its chunks.
 
 This is where bad input stops: a missing, empty, truncated or non-video file fails here with a typed
-error code. A valid video is made upright (rotation metadata applied), constant frame rate, and fitted
-to the output size without distortion, keeping its audio; every later stage reads only this file.
+error code. Nothing is transcoded: later stages decode the upload itself, chunk by chunk, upright and
+at the output size (see :mod:`shared.media.normalize`), so the final encode is the only full encode.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import InvalidInputError
-from shared.media.normalize import normalize
+from shared.media.models import Chunk, DecodeHints, MediaInfo
+from shared.media.normalize import plan_chunks, read_decode_hints
 from shared.media.probe import probe
 from shared.pipeline.stage import Stage, StageContext, StageInput, StageOutput
 
@@ -21,6 +22,7 @@ class ProbeInput(StageInput):
     height: int = Field(default=1920, ge=16, le=4096, multiple_of=2)
     fps: int = Field(default=30, ge=1, le=120)
     max_duration_seconds: float = Field(default=600.0, gt=0)
+    chunk_seconds: float = Field(default=5.0, ge=1.0, le=60.0)
 
 
 class SourceSummary(BaseModel):
@@ -39,49 +41,52 @@ class SourceSummary(BaseModel):
 
 
 class ProbeOutput(StageOutput):
-    video_key: str
+    source_key: str
+    media: MediaInfo
+    hints: DecodeHints  # what a decoder starting mid-stream must be told
     width: int
     height: int
     fps: int
+    frames: int
     duration_seconds: float
     has_audio: bool
+    chunks: list[Chunk]
     source: SourceSummary
 
 
-def probe_and_normalize(inp: ProbeInput, ctx: StageContext) -> ProbeOutput:
-    """Raises InvalidInputError (INPUT_*) for unusable input and MediaError when ffmpeg fails."""
+def probe_source(inp: ProbeInput, ctx: StageContext) -> ProbeOutput:
+    """Raises InvalidInputError (INPUT_*) for unusable input."""
     with ctx.runtime.objects.local_copy(inp.source_key) as source:
-        info = probe(source, max_duration_seconds=inp.max_duration_seconds)
-        if info.video is None:  # probe raises first; this narrows the type
-            raise InvalidInputError("The file has no video stream.", code="INPUT_NO_VIDEO_STREAM")
-        normalized = ctx.scratch / "normalized.mp4"
-        normalize(
-            source, normalized, info, width=inp.width, height=inp.height, fps=inp.fps,
-            usage=ctx.usage, cancelled=ctx.cancelled, progress=ctx.progress,
-        )
-    key = ctx.output_key("normalized.mp4")
-    ctx.runtime.objects.put_file(key, normalized, "video/mp4")
-    video = info.video
+        media = probe(source, max_duration_seconds=inp.max_duration_seconds)
+        hints = read_decode_hints(media, source)
+    video = media.video
+    if video is None:  # probe raises first; this narrows the type
+        raise InvalidInputError("The file has no video stream.", code="INPUT_NO_VIDEO_STREAM")
+    chunks = plan_chunks(media.duration_seconds, inp.fps, chunk_seconds=inp.chunk_seconds)
     return ProbeOutput(
-        video_key=key,
+        source_key=inp.source_key,
+        media=media,
+        hints=hints,
         width=inp.width,
         height=inp.height,
         fps=inp.fps,
-        duration_seconds=info.duration_seconds,
-        has_audio=info.audio is not None,
+        frames=sum(chunk.frames for chunk in chunks),
+        duration_seconds=media.duration_seconds,
+        has_audio=media.audio is not None,
+        chunks=chunks,
         source=SourceSummary(
-            container=info.container_format,
+            container=media.container_format,
             codec=video.codec,
             width=video.display_width,
             height=video.display_height,
             rotation=video.rotation,
             frame_rate=video.avg_frame_rate,
             variable_frame_rate=video.is_variable_frame_rate,
-            duration_seconds=info.duration_seconds,
-            size_bytes=info.size_bytes,
-            has_audio=info.audio is not None,
+            duration_seconds=media.duration_seconds,
+            size_bytes=media.size_bytes,
+            has_audio=media.audio is not None,
         ),
     )
 
 
-PROBE = Stage("probe", ProbeInput, ProbeOutput, probe_and_normalize)
+PROBE = Stage("probe", ProbeInput, ProbeOutput, probe_source, version=3)

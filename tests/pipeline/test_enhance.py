@@ -28,12 +28,14 @@ def test_enhance_writes_final_video_and_report(
                  "--quote", "Slow is smooth", *SMALL, "--out", str(out), "--json"])
     assert code == 0, capsys.readouterr().err
     report = json.loads(capsys.readouterr().out)
-    assert sorted(p.name for p in out.iterdir()) == ["comparison.jpg", "final.mp4", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["assets.zip", "comparison.jpg", "final.mp4", "report.json"]
     assert report == json.loads((out / "report.json").read_text())
     assert report["status"] == "succeeded"
     assert report["stages"][0]["stage"] == "probe"
     assert {s["stage"] for s in report["stages"]} == {s.name for s in ALL_STAGES}
-    assert all(s["status"] == "succeeded" for s in report["stages"])
+    # The first chunk is matted early, beside the style work; the chunk Map then reuses that matte.
+    assert [s["stage"] for s in report["stages"] if s["status"] != "succeeded"] == ["matte"]
+    assert [s["status"] for s in report["stages"] if s["stage"] == "matte"] == ["succeeded", "reused"]
     assert report["style"]["source"] == "preset:cinematic"
 
     final = probe(out / "final.mp4")
@@ -52,7 +54,7 @@ def test_rerunning_a_stage_with_the_same_input_reuses_its_output(
         before = sorted(runtime.objects.list_keys(f"tasks/{task.task_id}/"))
         probe_stage = ALL_STAGES[0]
         payload = {"task_id": task.task_id, "source_key": task.input["source_key"],
-                   "width": 360, "height": 640, "fps": 15, "max_duration_seconds": 600.0}
+                   "width": 360, "height": 640, "fps": 15, "max_duration_seconds": 600.0, "chunk_seconds": 5.0}
         again = execute_stage(probe_stage, payload, runtime)
         recorded = next(t for t in runtime.tasks.list_transitions(task.task_id) if t.state_name == "Probe")
         assert again == recorded.output["probe"]["Payload"]
@@ -63,6 +65,6 @@ def test_rerunning_a_stage_with_the_same_input_reuses_its_output(
         # Running the whole task again is a no-op: it already succeeded.
         rerun = run_task(runtime, StageRegistry(ALL_STAGES), task.task_id)
         assert rerun.status == TaskStatus.SUCCEEDED
-        assert len(runtime.tasks.list_stage_runs(task.task_id)) == len(ALL_STAGES) + 1
+        assert len(runtime.tasks.list_stage_runs(task.task_id)) == len(ALL_STAGES) + 2  # + probe, + reused matte
     finally:
         runtime.close()

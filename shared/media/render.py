@@ -1,0 +1,196 @@
+"""The ffmpeg renderer: draws one chunk of a CompositionSpec in a single ffmpeg pass.
+
+:func:`plan_render_chunk` is pure: it turns the spec, a chunk index and local file paths into ffmpeg
+arguments. Stills (background, overlays, text cards) are prepared once (scaled, converted) and repeated
+in memory by the ``loop`` filter; only cheap per-frame work remains: a crop for the background drift,
+the person's alpha merge and overlays, and a lookup-table grade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from shared.composition import CompositionSpec, Effects, TextLayer
+from shared.media.models import Chunk, MediaInfo
+from shared.media.normalize import fit_filter, hold_last_frame, plan_chunk_input
+
+ENCODER = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", "-profile:v", "high")
+
+# Grade presets as (contrast, brightness in Y levels, saturation, warmth) at full intensity; warmth shifts
+# chroma toward orange (positive) or teal (negative) in U/V levels.
+GRADES: dict[str, tuple[float, float, float, float]] = {
+    "none": (1.0, 0.0, 1.0, 0.0),
+    "warm": (1.04, 2.0, 1.08, 5.0),
+    "cool": (1.05, 0.0, 0.95, -5.0),
+    "cinematic": (1.12, -4.0, 0.9, 3.0),
+    "luxury": (1.1, -3.0, 0.92, 4.0),
+    "fresh": (1.03, 4.0, 1.1, -2.0),
+    "soft": (0.94, 4.0, 0.92, 1.0),
+}
+
+
+def grade_filter(effects: Effects, *, chroma_shift: tuple[float, float] = (0.0, 0.0)) -> str | None:
+    """A ``lutyuv`` filter for the grade (pure); None when it would change nothing.
+
+    ``chroma_shift`` adds (U, V) level offsets, used to pull the person toward the background's color.
+    """
+    contrast, brightness, saturation, warmth = GRADES[effects.grade]
+    k = effects.intensity if effects.grade != "none" else 0.0
+    contrast, brightness = 1 + (contrast - 1) * k, brightness * k
+    saturation, warmth = 1 + (saturation - 1) * k, warmth * k
+    du, dv = -warmth * 0.6 + chroma_shift[0], warmth + chroma_shift[1]
+    if contrast == 1 and brightness == 0 and saturation == 1 and du == 0 and dv == 0:
+        return None
+    y = f"clip((val-128)*{contrast:.4f}+128+{brightness:.3f},16,235)"
+    u = f"clip((val-128)*{saturation:.4f}+128+{du:.3f},16,240)"
+    v = f"clip((val-128)*{saturation:.4f}+128+{dv:.3f},16,240)"
+    return f"lutyuv=y='{y}':u='{u}':v='{v}'"
+
+
+def person_chain(media: MediaInfo, chunk: Chunk, *, width: int, height: int, fps: int, scale: float) -> str:
+    """The filter chain that decodes the upload into the person layer (pure).
+
+    The upload is fitted upright into a ``scale`` share of the frame, anchored bottom-centre, and padded
+    to the full frame: headroom for the title, and the person stands on the frame's lower edge. The
+    matte stage and the renderer use this same chain, so mattes and frames line up pixel for pixel. The
+    chunk's last picture is held if the video ends a frame or two before its container does.
+    """
+    box_w, box_h = even(width * scale), even(height * scale)
+    chain = fit_filter(media, width=box_w, height=box_h, fps=fps)
+    if (box_w, box_h) != (width, height):
+        chain += f",pad={width}:{height}:{(width - box_w) // 2}:{height - box_h}:black"
+    return f"{chain},{hold_last_frame(chunk)}"
+
+
+def plan_render_chunk(
+    spec: CompositionSpec,
+    index: int,
+    files: Mapping[str, Path],
+    matte: Path,
+    out: Path,
+    *,
+    person_chroma_shift: tuple[float, float] = (0.0, 0.0),
+) -> list[str]:
+    """ffmpeg arguments rendering chunk ``index`` of ``spec`` to ``out`` (video only, no audio).
+
+    ``files`` maps every object key the spec names to a local path; ``matte`` is the chunk's grayscale
+    matte video (any size: it is scaled to the frame). Raises KeyError for a missing file and IndexError
+    for a chunk the spec does not have.
+    """
+    chunk = spec.chunks[index]
+    fps, width, height = spec.fps, spec.width, spec.height
+    t0 = chunk.start_frame / fps
+    still = f"loop=loop=-1:size=1:start=0,setpts=N/{fps}/TB"
+    media = spec.person.media
+    if media.video is None:
+        raise ValueError("the spec's person layer has no video stream")
+
+    args = [*plan_chunk_input(media, files[spec.person.source_key], fps=fps, chunk=chunk, hints=spec.person.hints)]
+    args += ["-i", str(matte), "-i", str(files[spec.background.key])]
+    person_grade = grade_filter(Effects(grade="none"), chroma_shift=_scaled(person_chroma_shift, spec))
+    person = person_chain(media, chunk, width=width, height=height, fps=fps, scale=spec.person.scale)
+    graph = [
+        f"[0:{media.video.index}]{person}" + (f",{person_grade}" if person_grade else "") + "[src]",
+        *_alpha_chain(spec, "[1:v]", "[alpha]"),
+        "[src][alpha]alphamerge[person]",
+        f"[2:v]{_background_chain(spec, t0)}[bg]",
+        "[bg][person]overlay=0:0:format=yuv420:shortest=1[l0]",
+    ]
+    last, stream = "l0", 3
+    for overlay in spec.overlays:
+        args += ["-i", str(files[overlay.key])]
+        fade = f",colorchannelmixer=aa={overlay.opacity:.3f}" if overlay.opacity < 1 else ""
+        graph.append(f"[{stream}:v]scale={width}:{height},format=yuva420p{fade},{still}[o{stream}]")
+        graph.append(f"[{last}][o{stream}]overlay=0:0:format=yuv420:shortest=1[l{stream}]")
+        last, stream = f"l{stream}", stream + 1
+    for text in _texts_in(spec.texts, t0, t0 + chunk.frames / fps):
+        args += ["-i", str(files[text.key])]
+        start, end = text.start - t0, text.end - t0
+        # A fade that began in an earlier chunk is over by now (the planner keeps fades inside chunks).
+        fades = [f"fade=t=in:st={start:.3f}:d={text.fade_in:.3f}:alpha=1"] if start >= 0 else []
+        fade_out = end - text.fade_out
+        if fade_out >= 0:
+            fades.append(f"fade=t=out:st={fade_out:.3f}:d={text.fade_out:.3f}:alpha=1")
+        graph.append(f"[{stream}:v]" + ",".join(["format=yuva420p", still, *fades]) + f"[t{stream}]")
+        graph.append(
+            f"[{last}][t{stream}]overlay=0:{text.y}:format=yuv420:shortest=1:"
+            f"enable='between(t,{max(start, 0):.3f},{end:.3f})'[l{stream}]"
+        )
+        last, stream = f"l{stream}", stream + 1
+    grade = grade_filter(spec.effects)
+    graph.append(f"[{last}]{grade + ',' if grade else ''}format=yuv420p[vout]")
+    return [
+        *args, "-filter_complex", ";".join(graph), "-map", "[vout]", "-an", "-sn",
+        "-frames:v", str(chunk.frames), "-r", str(fps), *ENCODER, "-g", str(2 * fps),
+        "-f", "mp4", "-y", str(out),
+    ]
+
+
+def plan_assemble(concat_list: Path, media_source: Path | None, audio_index: int | None, out: Path) -> list[str]:
+    """ffmpeg arguments joining rendered chunks without re-encoding and adding the source's audio (pure).
+
+    ``concat_list`` is the path the caller writes :func:`concat_list_text` to.
+    """
+    args = ["-f", "concat", "-safe", "0", "-i", str(concat_list)]
+    if media_source is not None and audio_index is not None:
+        args += ["-i", str(media_source), "-map", "0:v:0", "-map", f"1:{audio_index}",
+                 "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-af", "aresample=async=1:first_pts=0",
+                 "-shortest"]
+    else:
+        args += ["-map", "0:v:0"]
+    return [*args, "-c:v", "copy", "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", "-y", str(out)]
+
+
+def concat_list_text(chunk_files: list[Path]) -> str:
+    """The concat demuxer's list file for ``chunk_files``, with paths quoted as the demuxer requires."""
+    return "".join("file '" + str(path).replace("'", "'\\''") + "'\n" for path in chunk_files)
+
+
+def _alpha_chain(spec: CompositionSpec, source: str, label: str) -> list[str]:
+    """The matte as the person's alpha, feathered along the sides and top of the person's box.
+
+    A fitted upload ends in straight edges (a shoulder cut by the frame of the phone video); fading the
+    alpha over a few percent of the width there hides the cut. The ramp is drawn once and looped.
+    """
+    width, height, scale = spec.width, spec.height, spec.person.scale
+    matte = f"{source}format=gray,scale={width}:{height}:flags=bicubic"  # mattes may be made at a lower size
+    if scale >= 1.0:
+        return [f"{matte}{label}"]
+    box_w, box_h = even(width * scale), even(height * scale)
+    x0, y0 = (width - box_w) // 2, height - box_h
+    feather = max(2.0, 0.04 * width)
+    ramp = (f"255*clip(min(min((X-{x0})/{feather:.1f},({x0 + box_w}-X)/{feather:.1f}),(Y-{y0})/{feather:.1f}),0,1)")
+    return [
+        f"nullsrc=s={width}x{height}:d=1,format=gray,geq=lum='{ramp}',"
+        f"loop=loop=-1:size=1:start=0,setpts=N/{spec.fps}/TB[edge]",
+        f"{matte}[matte]",
+        f"[matte][edge]blend=all_mode=multiply:shortest=1{label}",
+    ]
+
+
+def _background_chain(spec: CompositionSpec, t0: float) -> str:
+    """Scale the still once, then drift a crop window across it (cheap per frame, no rescaling)."""
+    width, height, fps = spec.width, spec.height, spec.fps
+    still = f"loop=loop=-1:size=1:start=0,setpts=N/{fps}/TB"
+    motion = spec.background.motion
+    if motion is None or motion.scale <= 1.0:
+        return f"scale={width}:{height},setsar=1,format=yuv420p,{still}"
+    big_w, big_h = even(width * motion.scale), even(height * motion.scale)
+    progress = f"((t+{t0:.4f})/{spec.duration_seconds:.4f})"
+    x = f"(iw-ow)/2*(1+{motion.pan_x:.3f}*(2*{progress}-1))"
+    y = f"(ih-oh)/2*(1+{motion.pan_y:.3f}*(2*{progress}-1))"
+    return f"scale={big_w}:{big_h},setsar=1,format=yuv420p,{still},crop={width}:{height}:'{x}':'{y}'"
+
+
+def _texts_in(texts: list[TextLayer], start: float, end: float) -> list[TextLayer]:
+    return [text for text in texts if text.start < end and text.end > start]
+
+
+def _scaled(shift: tuple[float, float], spec: CompositionSpec) -> tuple[float, float]:
+    return shift[0] * spec.person.color_match, shift[1] * spec.person.color_match
+
+
+def even(value: float) -> int:
+    """The nearest even integer >= 2: sizes of yuv420p frames must be even."""
+    return max(2, round(value / 2) * 2)
