@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
 
     cache: Literal["local", "redis"] = "local"
     redis_url: str = "redis://127.0.0.1:6379/0"
+
+    style_provider: Literal["local", "blora"] = "local"
+    image_provider: Literal["procedural", "replicate-flux", "nano-banana"] = "procedural"
+    image_api_key: SecretStr | None = Field(default=None, description="Replicate or Google API key.")
 
     max_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     log_format: Literal["console", "json"] = "console"

@@ -10,9 +10,8 @@
 - Text cards (transparent RGBA PNGs as wide as the output): the title with its subtitle, and one card per
   quote, in a CJK-capable font dressed by the style (:mod:`shared.media.cards`).
 
-The provider is chosen by name with :func:`shared.providers.images.build_image_provider`; the stage reads
-``settings.image_provider`` (and ``settings.image_api_key``) when the settings have those fields, and
-uses "procedural" otherwise.
+The provider is chosen by name with :func:`shared.providers.images.build_image_provider` from
+``VIDLUXE_IMAGE_PROVIDER`` (and ``VIDLUXE_IMAGE_API_KEY``); "procedural" by default.
 """
 
 from __future__ import annotations
@@ -84,11 +83,8 @@ class GenerateAssetsOutput(StageOutput):
 
 def _provider(ctx: StageContext) -> ImageProvider:
     settings = ctx.runtime.settings
-    name = str(getattr(settings, "image_provider", None) or "procedural")
-    key: object = getattr(settings, "image_api_key", None)
-    get_secret = getattr(key, "get_secret_value", None)
-    secret = get_secret() if callable(get_secret) else key
-    return build_image_provider(name, api_key=str(secret) if secret else None)
+    key = settings.image_api_key.get_secret_value() if settings.image_api_key else None
+    return build_image_provider(settings.image_provider, api_key=key)
 
 
 def generate_assets(inp: GenerateAssetsInput, ctx: StageContext) -> GenerateAssetsOutput:

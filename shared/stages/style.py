@@ -6,8 +6,7 @@ person), then the default preset. Profiles learned from an image or a video are 
 hash of the file for 7 days, so a second run with the same reference or clip skips the analysis.
 
 The provider (local analysis, or B-LoRA on Modal) is chosen by name with
-:func:`shared.providers.style.build_style_provider`; the stage reads the name from
-``settings.style_provider`` when the settings have that field, and uses "local" otherwise.
+:func:`shared.providers.style.build_style_provider` from ``VIDLUXE_STYLE_PROVIDER`` ("local" by default).
 """
 
 from __future__ import annotations
@@ -92,7 +91,7 @@ class LearnStyleOutput(StageOutput):
 
 
 def _provider(ctx: StageContext) -> StyleProvider:
-    return build_style_provider(str(getattr(ctx.runtime.settings, "style_provider", None) or "local"))
+    return build_style_provider(ctx.runtime.settings.style_provider)
 
 
 def learn_style(inp: LearnStyleInput, ctx: StageContext) -> LearnStyleOutput:
