@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -66,8 +67,9 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
-def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Run ``command``; return (wall seconds, peak RSS of its process tree in bytes)."""
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """Run ``command``; return (wall seconds, CPU seconds of it and its descendants, peak RSS in bytes)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak = 0
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -87,7 +89,9 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int]:
     sampler.join()
     if process.returncode != 0:
         sys.exit(f"{command[0]} failed:\n{stderr.decode(errors='replace')[-3000:]}")
-    return wall, peak
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, peak
 
 
 def main() -> None:
@@ -102,10 +106,10 @@ def main() -> None:
         make_clip(args.seconds, clip)
 
     env = {**os.environ, "VIDLUXE_HOME": str(work / "home")}
-    floor_wall, floor_peak = run_measured(
+    floor_wall, floor_cpu, floor_peak = run_measured(
         [ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(clip), *ENCODER, "-c:a", "aac", "-b:a", "128k",
          str(work / "floor.mp4")], env)
-    pipeline_wall, pipeline_peak = run_measured(
+    pipeline_wall, pipeline_cpu, pipeline_peak = run_measured(
         [sys.executable, "-m", "shared.cli", "enhance", str(clip), "--preset", "luxury",
          "--title", "Three habits of calm creators", "--subtitle", "Episode 12",
          "--quote", "Slow is smooth, smooth is fast", "--quote", "Make it once, make it well",
@@ -113,8 +117,11 @@ def main() -> None:
 
     report = json.loads((work / "out" / "report.json").read_text())
     print(f"clip: {clip} ({args.seconds:g} s, 1080x1920, 30 fps)")
-    print(f"floor (bare ffmpeg transcode):  {floor_wall:7.2f} s   peak {floor_peak / 2**20:7.0f} MiB")
-    print(f"vidluxe enhance:               {pipeline_wall:7.2f} s   peak {pipeline_peak / 2**20:7.0f} MiB")
+    print(f"floor (bare ffmpeg transcode):  {floor_wall:7.2f} s wall {floor_cpu:7.2f} s cpu   "
+          f"peak {floor_peak / 2**20:6.0f} MiB")
+    print(f"vidluxe enhance:               {pipeline_wall:7.2f} s wall {pipeline_cpu:7.2f} s cpu   "
+          f"peak {pipeline_peak / 2**20:6.0f} MiB")
+    print(f"cpu ratio to floor:    {pipeline_cpu / floor_cpu:5.2f}   (what the wall ratio tends to on an idle machine)")
     print(f"ratio to floor:        {pipeline_wall / floor_wall:5.2f}   (target <= 1.5)")
     print(f"real-time factor:      {pipeline_wall / args.seconds:5.2f}   (target <= 1.0)")
     print(f"peak memory:           {pipeline_peak / 2**30:5.2f} GiB (target <= 1.5)")

@@ -2,8 +2,9 @@
 
 Layers bottom to top: the chosen background (with a slow drift), the person keyed by their per-chunk
 mattes (pulled lightly toward the background's color), the decorative overlays (gradient mask, light
-leak, optional frame, vignette), then the title and quote cards with their timing. The grade comes from
-the user's choice or from the style. Renderers (ffmpeg here, Remotion in the cloud) draw the spec.
+leak, optional frame, vignette; merged into one image), then the title and quote cards with their
+timing. The grade comes from the user's choice or from the style. Renderers (ffmpeg here, Remotion in
+the cloud) draw the spec.
 """
 
 from __future__ import annotations
@@ -79,16 +80,25 @@ def schedule_quotes(count: int, duration: float) -> list[tuple[float, float]]:
 def plan_composition(inp: PlanCompositionInput, ctx: StageContext) -> PlanCompositionOutput:
     objects = ctx.runtime.objects
     duration = inp.frames / inp.fps
-    overlays = [
-        OverlayLayer(key=inp.assets.gradient_mask_key),
-        OverlayLayer(key=inp.assets.light_leak_key, opacity=0.8),
-    ]
+    # The decorative layers are static: drawn into one image here, they cost the renderer one overlay
+    # per frame instead of four.
+    decor = [(inp.assets.gradient_mask_key, 1.0), (inp.assets.light_leak_key, 0.8)]
     if inp.assets.frame_key:
-        overlays.append(OverlayLayer(key=inp.assets.frame_key))
+        decor.append((inp.assets.frame_key, 1.0))
+    layers = []
+    for key, opacity in decor:
+        with objects.local_copy(key) as path, Image.open(path) as image:
+            layers.append(_with_opacity(image.convert("RGBA").resize((inp.width, inp.height)), opacity))
     if inp.vignette > 0:
-        key = ctx.output_key("vignette.png")
-        objects.put_bytes(key, _png(render_vignette(inp.width, inp.height, inp.vignette)), "image/png")
-        overlays.append(OverlayLayer(key=key))
+        layers.append(Image.fromarray(render_vignette(inp.width, inp.height, inp.vignette)))
+    merged = layers[0]
+    for layer in layers[1:]:
+        merged = Image.alpha_composite(merged, layer)
+    overlay_key = ctx.output_key("decor.png")
+    buffer = io.BytesIO()
+    merged.save(buffer, format="PNG")
+    objects.put_bytes(overlay_key, buffer.getvalue(), "image/png")
+    overlays = [OverlayLayer(key=overlay_key)]
 
     texts: list[TextLayer] = []
     if inp.assets.title_card is not None:
@@ -115,7 +125,7 @@ def plan_composition(inp: PlanCompositionInput, ctx: StageContext) -> PlanCompos
     )
     spec_key = ctx.output_key("spec.json")
     objects.put_bytes(spec_key, spec.model_dump_json(indent=2).encode(), "application/json")
-    asset_keys = [*inp.assets.backgrounds, *(overlay.key for overlay in overlays), *(text.key for text in texts)]
+    asset_keys = [*inp.assets.backgrounds, *(key for key, _ in decor), overlay_key, *(text.key for text in texts)]
     return PlanCompositionOutput(
         spec_key=spec_key, person_chroma_shift=shift, asset_keys=asset_keys, style=inp.style,
         grade=spec.effects.grade,
@@ -170,10 +180,12 @@ def render_vignette(width: int, height: int, strength: float) -> NDArray[np.uint
     return rgba
 
 
-def _png(pixels: NDArray[np.uint8]) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
+def _with_opacity(image: Image.Image, opacity: float) -> Image.Image:
+    if opacity >= 1.0:
+        return image
+    alpha = image.getchannel("A").point(lambda value: round(value * opacity))
+    image.putalpha(alpha)
+    return image
 
 
 PLAN_COMPOSITION = Stage("plan_composition", PlanCompositionInput, PlanCompositionOutput, plan_composition)
