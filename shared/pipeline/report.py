@@ -19,6 +19,7 @@ DELIVERABLES = {
     "asset_pack_key": "assets.zip",
     "square_key": "final_square.mp4",
     "gif_key": "preview.gif",
+    "contact_sheet_key": "contact_sheet.png",
 }
 
 
@@ -48,6 +49,7 @@ def build_report(runtime: Runtime, task: TaskRecord) -> dict[str, Any]:
         "outputs": {name: runtime.objects.uri(output[key]) for key, name in DELIVERABLES.items() if output.get(key)},
         "source": output.get("source"),
         "style": output.get("style"),
+        "quality": output.get("quality"),
     }
 
 

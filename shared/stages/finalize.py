@@ -1,8 +1,9 @@
 """Finalize: the deliverables beside final.mp4.
 
 comparison.jpg puts the upload (upright, fitted to the frame) beside the same moment of the result;
-assets.zip packs the backgrounds, cards, overlays and a matte preview; a square 1080x1080 cut and a GIF
-preview are made when asked.
+the first chunk is measured (matte flicker, static-region SSIM of the output) and drawn as a contact
+sheet (source, matte, result); assets.zip packs the backgrounds, cards, overlays, a matte preview and
+the contact sheet; a square 1080x1080 cut and a GIF preview are made when asked.
 """
 
 from __future__ import annotations
@@ -10,19 +11,26 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 from pydantic import Field
 
 from shared.composition import CompositionSpec
 from shared.media.ffmpeg import run_ffmpeg
-from shared.media.normalize import fit_filter
+from shared.media.frames import read_frames
+from shared.media.normalize import fit_filter, plan_chunk_input
+from shared.media.qa import TemporalQA, TemporalReport, write_contact_sheet
+from shared.media.render import even, person_chain
 from shared.pipeline.stage import Stage, StageContext, StageInput, StageOutput
 
 GIF_SECONDS = 4.0
 GIF_WIDTH = 360
 GIF_FPS = 10
 SQUARE_SIZE = 1080
+QA_SECONDS = 3.0
 
 
 class FinalizeInput(StageInput):
@@ -38,6 +46,8 @@ class FinalizeOutput(StageOutput):
     final_key: str
     comparison_key: str
     asset_pack_key: str
+    contact_sheet_key: str
+    quality: dict[str, Any]  # TemporalReport of the first chunk: matte flicker, static-region SSIM
     square_key: str | None = None
     gif_key: str | None = None
 
@@ -89,12 +99,57 @@ def finalize(inp: FinalizeInput, ctx: StageContext) -> FinalizeOutput:
         at_matte = min(1.0, spec.chunks[0].frames / spec.fps / 2)
         run_ffmpeg(plan_still(matte, at_matte, scratch / "matte.png"), usage=ctx.usage, cancelled=ctx.cancelled)
 
+    with (
+        objects.local_copy(spec.person.source_key) as source,
+        objects.local_copy(inp.matte_key) as matte,
+        objects.local_copy(inp.video_key) as final,
+    ):
+        quality, rows = measure_first_chunk(spec, source, matte, final)
+    sheet = write_contact_sheet(rows, scratch / "contact_sheet.png")
+    contact_sheet_key = ctx.output_key("contact_sheet.png")
+    objects.put_file(contact_sheet_key, sheet, "image/png")
+
     comparison_key = ctx.output_key("comparison.jpg")
     objects.put_bytes(comparison_key, side_by_side(scratch / "before.png", scratch / "after.png"), "image/jpeg")
     pack_key = ctx.output_key("assets.zip")
-    objects.put_bytes(pack_key, _asset_pack(ctx, inp.asset_keys, scratch / "matte.png"), "application/zip")
-    return FinalizeOutput(final_key=inp.video_key, comparison_key=comparison_key, asset_pack_key=pack_key,
-                          square_key=square_key, gif_key=gif_key)
+    objects.put_bytes(pack_key, _asset_pack(ctx, inp.asset_keys, scratch / "matte.png", sheet), "application/zip")
+    return FinalizeOutput(
+        final_key=inp.video_key, comparison_key=comparison_key, asset_pack_key=pack_key,
+        contact_sheet_key=contact_sheet_key, quality=quality.as_dict(), square_key=square_key, gif_key=gif_key,
+    )
+
+
+def measure_first_chunk(
+    spec: CompositionSpec, source: Path, matte: Path, final: Path
+) -> tuple[TemporalReport, list[tuple[str, list[NDArray[np.uint8]]]]]:
+    """Temporal QA of the first seconds at quarter size, and contact-sheet rows (source, matte, result).
+
+    The source frames go through the person chain, so they line up with the matte and the output. The
+    sample is the first chunk, at most QA_SECONDS of it: enough pairs for stable figures, cheap to decode.
+    """
+    first = spec.chunks[0]
+    chunk = first.model_copy(update={"frames": min(first.frames, round(QA_SECONDS * spec.fps))})
+    media = spec.person.media
+    if media.video is None:
+        raise ValueError("the spec's person layer has no video stream")
+    width, height = even(spec.width / 4), even(spec.height / 4)
+    frames = ["-frames:v", str(chunk.frames)]
+    chain = person_chain(media, chunk, width=width, height=height, fps=spec.fps, scale=spec.person.scale)
+    sources = read_frames([*plan_chunk_input(media, source, fps=spec.fps, chunk=chunk, hints=spec.person.hints),
+                           "-map", f"0:{media.video.index}", "-vf", chain, "-an", "-sn", "-dn",
+                           "-fps_mode", "passthrough", *frames], width, height)
+    mattes = read_frames(["-i", str(matte), "-vf", f"scale={width}:{height}", *frames], width, height, "gray")
+    outputs = read_frames(["-i", str(final), "-map", "0:v:0", "-vf", f"scale={width}:{height}", *frames],
+                          width, height)
+    picks = {0, chunk.frames // 3, 2 * chunk.frames // 3, chunk.frames - 1}
+    rows: list[tuple[str, list[NDArray[np.uint8]]]] = [("source", []), ("matte", []), ("result", [])]
+    qa = TemporalQA(ssim_every=2)
+    for index, (src, alpha, out) in enumerate(zip(sources, mattes, outputs, strict=False)):
+        qa.add(alpha, source=src, output=out)
+        if index in picks:
+            for (_, images), image in zip(rows, (src, alpha, out), strict=True):
+                images.append(image.copy())
+    return qa.result(), rows
 
 
 def side_by_side(before: Path, after: Path) -> bytes:
@@ -110,13 +165,14 @@ def side_by_side(before: Path, after: Path) -> bytes:
     return buffer.getvalue()
 
 
-def _asset_pack(ctx: StageContext, keys: list[str], matte_preview: Path) -> bytes:
+def _asset_pack(ctx: StageContext, keys: list[str], matte_preview: Path, contact_sheet: Path) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as pack:
         for index, key in enumerate(keys):  # numbered: two stages may name files alike
             pack.writestr(f"{index:02d}_{key.rsplit('/', 1)[-1]}", ctx.runtime.objects.get_bytes(key))
         pack.write(matte_preview, "matte_preview.png")
+        pack.write(contact_sheet, "contact_sheet.png")
     return buffer.getvalue()
 
 
-FINALIZE = Stage("finalize", FinalizeInput, FinalizeOutput, finalize, version=2)
+FINALIZE = Stage("finalize", FinalizeInput, FinalizeOutput, finalize, version=3)

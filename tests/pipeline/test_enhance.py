@@ -28,7 +28,7 @@ def test_enhance_writes_final_video_and_report(
                  "--quote", "Slow is smooth", *SMALL, "--out", str(out), "--json"])
     assert code == 0, capsys.readouterr().err
     report = json.loads(capsys.readouterr().out)
-    assert sorted(p.name for p in out.iterdir()) == ["assets.zip", "comparison.jpg", "final.mp4", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["assets.zip", "comparison.jpg", "contact_sheet.png", "final.mp4", "report.json"]
     assert report == json.loads((out / "report.json").read_text())
     assert report["status"] == "succeeded"
     assert report["stages"][0]["stage"] == "probe"
@@ -37,6 +37,9 @@ def test_enhance_writes_final_video_and_report(
     assert [s["stage"] for s in report["stages"] if s["status"] != "succeeded"] == ["matte"]
     assert [s["status"] for s in report["stages"] if s["stage"] == "matte"] == ["succeeded", "reused"]
     assert report["style"]["source"] == "preset:cinematic"
+    quality = report["quality"]
+    assert quality["frames"] > 10 and 0 <= quality["flicker"] < 0.02
+    assert quality["static_ssim"] is None or quality["static_ssim"] > 0.9
 
     final = probe(out / "final.mp4")
     assert final.video is not None and (final.video.width, final.video.height) == (360, 640)
