@@ -26,8 +26,10 @@ from shared.pipeline.execution import new_task_id, run_task
 from shared.pipeline.registry import StageRegistry
 from shared.pipeline.report import build_report, deliver
 from shared.pipeline.runtime import Runtime
+from shared.pipeline.showcase import ShowcaseOptions, submit_showcase
 from shared.settings import Settings
 from shared.stages import ALL_STAGES
+from shared.stages.showcase_scene import CATEGORIES
 from shared.stages.style import PRESETS
 from shared.storage.tasks import TaskRecord, TaskStatus
 
@@ -77,6 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     enhance.add_argument("--json", action="store_true")
     enhance.set_defaults(handler=_enhance)
 
+    showcase = commands.add_parser("showcase", help="animate product photos into a short product video")
+    showcase.add_argument("photos", type=Path, nargs="+", metavar="PHOTO")
+    showcase.add_argument("--category", choices=CATEGORIES, required=True, help="picks the scene")
+    showcase.add_argument("--title")
+    showcase.add_argument("--subtitle")
+    showcase.add_argument("--width", type=int, default=OutputFormat().width)
+    showcase.add_argument("--height", type=int, default=OutputFormat().height)
+    showcase.add_argument("--fps", type=int, default=OutputFormat().fps)
+    showcase.add_argument("--out", type=Path, default=Path("vidluxe-out"), help="output directory")
+    showcase.add_argument("--json", action="store_true")
+    showcase.set_defaults(handler=_showcase)
+
     status = commands.add_parser("status", help="show one task")
     status.add_argument("task_id")
     status.add_argument("--json", action="store_true")
@@ -115,6 +129,18 @@ def _enhance(args: argparse.Namespace, settings: Settings, console: Console) -> 
             runtime, new_task_id(), args.video, options, reference=args.reference,
             delivery={"out_dir": str(out_dir)},
         )
+        if task.status != TaskStatus.FAILED:
+            console.print(f"task {task.task_id}")
+            task = _run(runtime, task.task_id, console)
+        return _finish(args, runtime, task, out_dir, console)
+
+
+def _showcase(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    options = ShowcaseOptions(category=args.category, title=args.title, subtitle=args.subtitle,
+                              output=_output_format(args.width, args.height, args.fps))
+    out_dir = args.out.resolve()
+    with Runtime.from_settings(settings) as runtime:
+        task = submit_showcase(runtime, new_task_id(), args.photos, options, delivery={"out_dir": str(out_dir)})
         if task.status != TaskStatus.FAILED:
             console.print(f"task {task.task_id}")
             task = _run(runtime, task.task_id, console)

@@ -68,9 +68,9 @@ def submit_enhance(
         "delivery": delivery or {},
     }
     try:
-        execution_input["source_key"] = _ingest(runtime, task_id, "source", video)
+        execution_input["source_key"] = ingest(runtime, task_id, "source", video)
         if reference is not None:
-            execution_input["reference_key"] = _ingest(runtime, task_id, "reference", reference)
+            execution_input["reference_key"] = ingest(runtime, task_id, "reference", reference)
     except InvalidInputError as exc:
         task = create_task(runtime, PIPELINE, execution_input, task_id)
         return runtime.tasks.update_task(
@@ -80,7 +80,7 @@ def submit_enhance(
     return create_task(runtime, PIPELINE, execution_input, task_id)
 
 
-def _ingest(runtime: Runtime, task_id: str, role: str, path: Path) -> str:
+def ingest(runtime: Runtime, task_id: str, role: str, path: Path) -> str:
     """Copy a local file into the store under a key named by its content hash; return the key."""
     if not path.is_file():
         raise InvalidInputError(f"{path} does not exist or is not a file.", code="INPUT_NOT_FOUND")

@@ -1,0 +1,61 @@
+"""Submitting a product-showcase task: the request model, ingest of the photos, the execution input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import InvalidInputError
+from shared.pipeline.enhance import OutputFormat, ingest
+from shared.pipeline.execution import create_task
+from shared.pipeline.runtime import Runtime
+from shared.stages.showcase import MAX_PHOTOS
+from shared.stages.showcase_scene import Category
+from shared.storage.tasks import TaskRecord, TaskStatus
+
+PIPELINE = "showcase"
+
+
+class ShowcaseOptions(BaseModel):
+    """What a user chooses for a showcase; every field but the category has a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: Category
+    title: str | None = Field(default=None, max_length=200)
+    subtitle: str | None = Field(default=None, max_length=300)
+    output: OutputFormat = Field(default_factory=OutputFormat)
+    square: bool = True
+    gif: bool = True
+
+
+def submit_showcase(
+    runtime: Runtime, task_id: str, photos: list[Path], options: ShowcaseOptions, *,
+    delivery: dict[str, Any] | None = None,
+) -> TaskRecord:
+    """Ingest the photos into the object store and create the task (not yet run).
+
+    A missing or unreadable photo still creates the task, recorded as failed with INPUT_NOT_FOUND.
+    Raises InvalidInputError (NO_PHOTOS, TOO_MANY_PHOTOS) for a wrong number of photos.
+    """
+    if not photos:
+        raise InvalidInputError("Give at least one product photo.", code="NO_PHOTOS")
+    if len(photos) > MAX_PHOTOS:
+        raise InvalidInputError(f"At most {MAX_PHOTOS} photos fit one showcase; got {len(photos)}.",
+                                code="TOO_MANY_PHOTOS")
+    execution_input: dict[str, Any] = {
+        **options.model_dump(mode="json"), "photo_keys": [], "subject": "auto", "delivery": delivery or {},
+    }
+    try:
+        execution_input["photo_keys"] = [
+            ingest(runtime, task_id, f"photo{index:02d}", path) for index, path in enumerate(photos)
+        ]
+    except InvalidInputError as exc:
+        task = create_task(runtime, PIPELINE, execution_input, task_id)
+        return runtime.tasks.update_task(
+            task.task_id, status=TaskStatus.FAILED, current_stage="upload", error_code=exc.code,
+            error_message=exc.message,
+        )
+    return create_task(runtime, PIPELINE, execution_input, task_id)
