@@ -81,7 +81,8 @@ def test_resume_after_kill_continues_without_recomputing(
             {"probe": 1, "learn_style": 1, "generate_assets": 1, "matte": 1, "plan_composition": 1,
              "render_chunk": 1, "assemble": 1, "finalize": 1}
         )
-        assert sorted(p.name for p in out.iterdir()) == ["assets.zip", "comparison.jpg", "contact_sheet.png", "final.mp4", "report.json"]
+        delivered = ["assets.zip", "comparison.jpg", "contact_sheet.png", "final.mp4", "report.json"]
+        assert sorted(p.name for p in out.iterdir()) == delivered
     finally:
         if proc.poll() is None:
             proc.kill()
