@@ -11,7 +11,9 @@ coarse probability into a matte that is good enough to put the person over a new
 * :func:`matte_video`: the model runs on every Nth frame only; the frames between two keyframes get
   both keyframe masks warped to them by dense optical flow (DIS, at the working resolution) and
   blended by time distance, then a motion-adaptive EMA removes the remaining flicker, then each frame
-  is refined at full resolution against its own pixels.
+  is refined at full resolution against its own pixels. The refined edge follows the pixels so
+  closely that codec noise makes it shimmer; where the source did not move since the previous frame,
+  small changes of the refined matte are therefore averaged over time (see :class:`_Applier`).
 * :func:`matte_stream`: the same, on frames an ffmpeg command writes to a pipe as raw yuv420p (already
   upright, sized and at the wanted rate), for callers that decode with their own filter chain. Both
   feed one matting loop (:func:`_matte_frames`) from a frame source: PyAV in-process or the pipe.
@@ -75,6 +77,14 @@ CONFIDENT_BG, CONFIDENT_FG = 0.02, 0.98  # far from any edge the matte is forced
 # --- video -------------------------------------------------------------------------------------------
 EMA_BASE_WEIGHT = 0.5  # weight of the new mask where it agrees with the running mask (flicker)
 EMA_MOTION_GAIN = 4.0  # ... rising to 1 where they differ by 1/(gain) or more (motion: no lag)
+# Full-resolution temporal filter (see _Applier): where the source did not move, the refined matte is
+# averaged over time; measured on the sample clips it halves the flicker of talking heads, which comes
+# mostly from codec noise in the edge band, not from the model (see benchmarks/matting_quality.py).
+STILL_LEVELS = 8  # working-grid luma change (of 255) up to which a block of the frame counts as still
+STILL_REACH = 1  # ... and its neighbours within this many working-grid pixels must be still too
+STILL_WEIGHT = 0.1  # weight of the new matte in still blocks (an EMA with a ~10-frame time constant)
+STILL_NOISE = 32  # ... for changes up to this many levels (before the curve): noise is mostly below
+STILL_RAMP = 64  # ... the weight then rises linearly to 1 over this many more: big changes are real
 X264_PRESET = "ultrafast"
 X264_CRF = 12  # near-lossless for a matte (measured: max error 4 levels, mean 0.004 with ultrafast)
 _PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
@@ -85,6 +95,13 @@ _READ_AHEAD = 3  # raw frames the pipe reader may hold ahead of the matting
 # smoothstep on 0..255: the "gentle contrast curve", as a table applied to the uint8 result
 _LEVELS = np.arange(256) / 255.0
 _SMOOTHSTEP = np.round(255 * _LEVELS * _LEVELS * (3 - 2 * _LEVELS)).astype(np.uint8)
+# the temporal filter: how far a change of the matte is pulled back towards the previous frame's
+# value, by the size of the change (see _Applier): all of it but STILL_WEIGHT when small, none when big
+_CHANGE = np.arange(256)
+_STILL_PULL = (
+    _CHANGE
+    - np.round(_CHANGE * np.minimum(1.0, STILL_WEIGHT + np.maximum(0, _CHANGE - STILL_NOISE) / STILL_RAMP))
+).astype(np.uint8)
 
 
 # =====================================================================================================
@@ -279,10 +296,22 @@ class _Applier:
 
     Its float32 work planes are allocated once and reused: fresh full-size temporaries every frame cost
     more in page faults than the arithmetic done in them.
+
+    For video it is also a temporal filter. In the soft band along the outline the matte is a steep
+    function of the pixels (that is what makes it follow hair), so codec noise in a frame that did not
+    move makes the outline shimmer. Given ``still`` (working-grid mask, 255 where the source did not
+    change since the previous frame), the value before the output curve moves only part of the way
+    from the previous frame's towards the new one there: STILL_WEIGHT of a small change (noise), more
+    of a larger one, all of a change over STILL_NOISE + STILL_RAMP levels (a keyframe correcting the
+    mask: held back, it would linger as a fading patch). Where the source moved the new value is used
+    as it is, so real motion does not lag. With ``temporal=True`` frames must come in order, one
+    applier per video.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, temporal: bool = False) -> None:
         self._buffers: dict[str, NDArray[Any]] = {}
+        self._temporal = temporal
+        self._previous: U8 | None = None  # the last frame's value before the curve
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: type[np.generic]) -> NDArray[Any]:
         buffer = self._buffers.get(name)
@@ -290,9 +319,10 @@ class _Applier:
             buffer = self._buffers[name] = np.empty(shape, dtype)
         return buffer
 
-    def __call__(self, luma: F32, chroma: F32, y: U8, u: U8, v: U8) -> U8:
+    def __call__(self, luma: F32, chroma: F32, y: U8, u: U8, v: U8, still: U8 | None = None) -> U8:
         """The matte (a new array). U and V may be subsampled (4:2:0 video): their terms are summed at
-        chroma resolution and only the sum is upsampled, which equals upsampling U and V first."""
+        chroma resolution and only the sum is upsampled, which equals upsampling U and V first.
+        ``still``: see the class; None: no smoothing for this frame."""
         height, width = y.shape
         chroma_height, chroma_width = u.shape
         full = (width, height)
@@ -318,9 +348,33 @@ class _Applier:
         upsampled = self._buffer("upsampled", (height, width), np.float32)
         cv2.resize(luma, full, dst=upsampled, interpolation=linear)
         cv2.multiply(upsampled, y, dst=upsampled, dtype=cv2.CV_32F)
+        linear_alpha = self._buffer("linear_alpha", (height, width), np.uint8)
+        cv2.add(upsampled, total, dst=linear_alpha, dtype=cv2.CV_8U)  # rounds and saturates to 0..255
+        if self._temporal:
+            if still is not None and self._previous is not None:
+                self._smooth_still(linear_alpha, self._previous, still)
+            self._previous = self._buffer("previous", (height, width), np.uint8)
+            np.copyto(self._previous, linear_alpha)
         alpha = np.empty((height, width), np.uint8)  # new: the caller may keep it
-        cv2.add(upsampled, total, dst=alpha, dtype=cv2.CV_8U)  # rounds and saturates to 0..255
-        return _u8(cv2.LUT(alpha, _SMOOTHSTEP, dst=alpha))
+        return _u8(cv2.LUT(linear_alpha, _SMOOTHSTEP, dst=alpha))
+
+    def _smooth_still(self, alpha: U8, previous: U8, still: U8) -> None:
+        """Where ``still`` (upsampled), move ``alpha`` back towards ``previous`` by r = _STILL_PULL[|alpha
+        - previous|]. As r <= |alpha - previous| that is the median of alpha - r, alpha + r and previous:
+        max(alpha - r, min(alpha + r, previous)), a few 8-bit passes with no sign to track. The table's
+        rounding leaves changes of 5 levels or less where they were (noise, in a still block); 0 and
+        255 (the pinned inside and outside) stay exact."""
+        height, width = alpha.shape
+        pull = self._buffer("pull", (height, width), np.uint8)
+        towards = self._buffer("towards", (height, width), np.uint8)
+        cv2.resize(still, (width, height), dst=towards, interpolation=cv2.INTER_NEAREST)
+        cv2.absdiff(alpha, previous, dst=pull)
+        cv2.bitwise_and(pull, towards, dst=pull)  # 0 where the source moved: no pull
+        cv2.LUT(pull, _STILL_PULL, dst=pull)
+        cv2.add(alpha, pull, dst=towards)
+        cv2.min(towards, previous, dst=towards)
+        cv2.subtract(alpha, pull, dst=alpha)
+        cv2.max(alpha, towards, dst=alpha)
 
     def _add_product(self, total: F32, coefficient: F32, plane: U8) -> None:
         """total += upsampled(coefficient) * plane."""
@@ -357,14 +411,22 @@ def matte_image(src: Path, dst_png: Path, *, segmenter: PersonSegmenter | None =
             rgb = np.asarray(upright.convert("RGB"))
     except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
         raise InvalidInputError(f"{src.name} is not a readable image ({exc}).", code="INPUT_NOT_IMAGE") from exc
+    alpha = matte_rgb(rgb, segmenter=segmenter)
+    dst_png.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(alpha).save(dst_png, format="PNG")  # 2-D uint8: mode "L"
+
+
+def matte_rgb(rgb: U8, *, segmenter: PersonSegmenter | None = None) -> U8:
+    """The person matte of an upright RGB image (H x W x 3 uint8): 8-bit alpha, H x W.
+
+    What :func:`matte_image` writes, in memory. Pass ``segmenter`` to reuse a loaded model.
+    """
     if segmenter is None:
         with PersonSegmenter() as own:
             mask = own.segment(rgb)
     else:
         mask = segmenter.segment(rgb)
-    alpha = refine_alpha(mask, rgb)
-    dst_png.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(alpha).save(dst_png, format="PNG")  # 2-D uint8: mode "L"
+    return refine_alpha(mask, rgb)
 
 
 # =====================================================================================================
@@ -562,6 +624,9 @@ class _VideoMatter:
         self._pending: list[_Frame] = []  # frames after the last keyframe, waiting for the next one
         self._previous: _Key | None = None
         self._smoothed: F32 | None = None
+        self._last_gray: U8 | None = None  # working-grid luma of the last frame emitted
+        reach = 2 * STILL_REACH + 1
+        self._reach = cv2.getStructuringElement(cv2.MORPH_RECT, (reach, reach))
         # DIS: the fastest dense flow in OpenCV; at 256 px the ultrafast preset takes ~0.5 ms a pair
         self._flow = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         grid_x, grid_y = np.meshgrid(np.arange(self.work[0]), np.arange(self.work[1]))
@@ -618,8 +683,17 @@ class _VideoMatter:
             weight = np.minimum(np.abs(difference) * np.float32(EMA_MOTION_GAIN) + np.float32(EMA_BASE_WEIGHT), 1.0)
             smoothed = self._smoothed + weight * difference
         self._smoothed = smoothed
-        self._output.submit(*_coefficients(frame.guide, smoothed), frame.y, frame.u, frame.v)
+        self._output.submit(*_coefficients(frame.guide, smoothed), frame.y, frame.u, frame.v, self._still(frame))
         self.emitted += 1
+
+    def _still(self, frame: _Frame) -> U8 | None:
+        """Where the source did not move since the last frame emitted (frames are emitted in order):
+        255 where the working-grid luma changed by at most STILL_LEVELS there and around it."""
+        last, self._last_gray = self._last_gray, frame.gray
+        if last is None:
+            return None
+        change = cv2.dilate(cv2.absdiff(frame.gray, last), self._reach)
+        return _u8(cv2.threshold(change, STILL_LEVELS, 255, cv2.THRESH_BINARY_INV)[1])  # 255 where <=
 
 
 # --- frames decoded by PyAV --------------------------------------------------------------------------
@@ -974,19 +1048,19 @@ class _Output:
 
     def __init__(self, writer: _MatteWriter) -> None:
         self._writer = writer
-        self._apply = _Applier()
-        self._jobs: queue.Queue[tuple[F32, F32, U8, U8, U8] | None] = queue.Queue(maxsize=_WRITE_QUEUE)
+        self._apply = _Applier(temporal=True)
+        self._jobs: queue.Queue[tuple[F32, F32, U8, U8, U8, U8 | None] | None] = queue.Queue(maxsize=_WRITE_QUEUE)
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="matte-output", daemon=True)
         self._thread.start()
         self.written = 0
 
-    def submit(self, luma: F32, chroma: F32, y: U8, u: U8, v: U8) -> None:
+    def submit(self, luma: F32, chroma: F32, y: U8, u: U8, v: U8, still: U8 | None) -> None:
         while True:
             self._raise_if_failed()
             try:
-                self._jobs.put((luma, chroma, y, u, v), timeout=0.1)
+                self._jobs.put((luma, chroma, y, u, v, still), timeout=0.1)
                 return
             except queue.Full:
                 continue
@@ -1035,6 +1109,7 @@ __all__ = [
     "MatteStats",
     "PersonSegmenter",
     "matte_image",
+    "matte_rgb",
     "matte_stream",
     "matte_video",
     "refine_alpha",
