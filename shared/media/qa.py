@@ -224,7 +224,7 @@ class TemporalQA:
 # =====================================================================================================
 
 THUMB_HEIGHT = 320
-LABEL_WIDTH = 200
+LABEL_WIDTH = 200  # at least; wider when a label needs it
 GAP = 8
 BACKGROUND = (24, 24, 24)
 
@@ -235,21 +235,24 @@ def write_contact_sheet(
     """Write a PNG of labelled rows of thumbnails, e.g. ``[("source", frames), ("matte", mattes), ...]``.
 
     Each image (H x W x 3 RGB, H x W x 4 RGBA shown over a checkerboard, or H x W gray, uint8) is
-    scaled to ``thumb_height`` pixels high, keeping its aspect; each row starts with its label. Returns
+    scaled to ``thumb_height`` pixels high, keeping its aspect; each row starts with its label (the
+    label column is as wide as the longest label needs, LABEL_WIDTH at least). Returns
     ``path`` (parent folders are created; the file is written beside and renamed into place).
     """
     if not rows:
         raise ValueError("a contact sheet needs at least one row")
     thumbs = [[_thumbnail(image, thumb_height) for image in images] for _, images in rows]
-    width = LABEL_WIDTH + max((sum(t.width + GAP for t in row) for row in thumbs), default=0) + GAP
+    font = _font(max(12, thumb_height // 14))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_width = max(LABEL_WIDTH, *(round(measure.textlength(label, font=font)) + 3 * GAP for label, _ in rows))
+    width = label_width + max((sum(t.width + GAP for t in row) for row in thumbs), default=0) + GAP
     height = len(rows) * (thumb_height + GAP) + GAP
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    font = _font(max(12, thumb_height // 14))
     for index, ((label, _), row) in enumerate(zip(rows, thumbs, strict=True)):
         top = GAP + index * (thumb_height + GAP)
         draw.text((GAP, top + thumb_height // 2), label, fill=(235, 235, 235), font=font, anchor="lm")
-        left = LABEL_WIDTH
+        left = label_width
         for thumb in row:
             sheet.paste(thumb, (left, top))
             left += thumb.width + GAP

@@ -202,3 +202,12 @@ def test_contact_sheet_has_a_labelled_row_per_series(tmp_path: Path) -> None:
     assert [path.name for path in out.parent.iterdir()] == ["sheet.png"]
     with pytest.raises(ValueError):
         write_contact_sheet([], tmp_path / "empty.png")
+
+
+def test_contact_sheet_makes_room_for_long_labels(tmp_path: Path) -> None:
+    gray = _flat(128, (100, 100))
+    short = write_contact_sheet([("a", [gray])], tmp_path / "short.png", thumb_height=100)
+    long = write_contact_sheet([("source at 0.0 s, 1.5 s, 3.0 s and 4.5 s", [gray])], tmp_path / "long.png",
+                               thumb_height=100)  # fmt: skip
+    with Image.open(short) as first, Image.open(long) as second:
+        assert second.width > first.width
