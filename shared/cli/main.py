@@ -108,6 +108,14 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--json", action="store_true")
     resume.set_defaults(handler=_resume)
 
+    matte = commands.add_parser("matte", help="cut the person out: an alpha PNG, or a matte per video frame")
+    matte.add_argument("input", type=Path, help="an image or a video")
+    matte.add_argument("--out", type=Path, required=True, help="the PNG (image), or the folder or mp4 (video)")
+    matte.add_argument("--format", choices=["png", "mp4"], help="a video's matte: PNG folder (default) or mp4")
+    matte.add_argument("--keyframe-interval", type=int, default=5, help="run the model every N frames (video)")
+    matte.add_argument("--json", action="store_true")
+    matte.set_defaults(handler=_matte)
+
     sfn = commands.add_parser("sfn", help="Step Functions tools").add_subparsers(required=True, metavar="ACTION")
     sfn_run = sfn.add_parser("run", help="run an ASL document on the embedded engine, print its output")
     sfn_run.add_argument("definition", type=Path)
@@ -215,6 +223,27 @@ def _sfn_run(args: argparse.Namespace, settings: Settings, console: Console) -> 
         return 0
     _print_json({"error": result.error, "cause": result.cause})
     return EXIT_FAILED
+
+
+def _matte(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    """``vidluxe matte``: no task, no data home; the matte is written straight to ``--out``."""
+    from rich.progress import Progress
+
+    from shared.media.matting import matte_file
+
+    with Progress(console=console, transient=True, disable=args.json or not console.is_terminal) as bar:
+        step = bar.add_task(f"matting {args.input.name}", total=1.0)
+        result = matte_file(
+            args.input, args.out, video_output=args.format, keyframe_interval=args.keyframe_interval,
+            progress=lambda fraction: bar.update(step, completed=fraction),
+        )
+    summary = {**vars(result), "path": str(result.path)}
+    if args.json:
+        _print_json(summary)
+    else:
+        frames = f", {result.frames} frames" if result.kind == "video" else ""
+        console.print(f"{result.kind} matte {result.width}x{result.height}{frames}: {result.path}")
+    return 0
 
 
 def _run(runtime: Runtime, task_id: str, console: Console) -> TaskRecord:

@@ -34,6 +34,7 @@ import io
 import itertools
 import os
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -427,6 +428,127 @@ def matte_rgb(rgb: U8, *, segmenter: PersonSegmenter | None = None) -> U8:
     else:
         mask = segmenter.segment(rgb)
     return refine_alpha(mask, rgb)
+
+
+# =====================================================================================================
+# Any file
+# =====================================================================================================
+
+_FRAME_NAME = re.compile(r"\d{4,}\.png")
+
+
+@dataclass(frozen=True)
+class MatteResult:
+    """What :func:`matte_file` wrote: an image's alpha PNG or a video's matte (PNG folder or mp4)."""
+
+    kind: Literal["image", "video"]
+    path: Path
+    width: int
+    height: int
+    frames: int  # 1 for an image
+    keyframes: int  # frames the model ran on
+    seconds: float
+
+
+def matte_file(
+    src: Path,
+    dst: Path,
+    *,
+    video_output: Literal["png", "mp4"] | None = None,
+    keyframe_interval: int = 5,
+    progress: Callable[[float], None] | None = None,
+    cancelled: threading.Event | None = None,
+) -> MatteResult:
+    """Matte the person in an image or a video file, whichever ``src`` is.
+
+    An image (anything Pillow opens) gives an 8-bit alpha PNG at ``dst`` with the size of the image
+    as displayed (:func:`matte_image`). A video gives, by default or with ``video_output="png"``, a
+    folder ``dst`` of 0001.png, 0002.png, ... one per source frame at the source size; with
+    ``video_output="mp4"`` a grayscale matte video at ``dst`` (:func:`matte_video`). An existing
+    folder is used only if it is empty or holds only numbered PNGs (an earlier matte, replaced).
+
+    Raises InvalidInputError: INPUT_NOT_FOUND, INPUT_NOT_MEDIA (neither an image nor a video),
+    INVALID_OPTION (``video_output="mp4"`` for an image, ``keyframe_interval`` < 1), OUTPUT_NOT_EMPTY
+    (``dst`` is a folder with other files), OUTPUT_IS_FOLDER / OUTPUT_IS_FILE (``dst`` is the other
+    kind of thing than the matte); MediaError when decoding or encoding fails.
+    """
+    if keyframe_interval < 1:
+        raise InvalidInputError(f"The keyframe interval must be 1 or more, not {keyframe_interval}.",
+                                code="INVALID_OPTION")  # fmt: skip
+    if not src.is_file():
+        raise InvalidInputError(f"{src} does not exist or is not a file.", code="INPUT_NOT_FOUND")
+    started = time.perf_counter()
+    size = _image_size(src)
+    if size is not None:
+        if video_output == "mp4":
+            raise InvalidInputError(f"{src.name} is an image: its matte is a PNG (mp4 is for videos).",
+                                    code="INVALID_OPTION")  # fmt: skip
+        _check_file_output(dst)
+        partial = dst.with_name(f".{dst.name}.{os.getpid()}.partial.png")
+        try:
+            matte_image(src, partial)
+            os.replace(partial, dst)
+        finally:
+            partial.unlink(missing_ok=True)
+        if progress is not None:
+            progress(1.0)
+        return MatteResult("image", dst, size[0], size[1], 1, 1, time.perf_counter() - started)
+    output = video_output or "png"
+    if output == "png":
+        _prepare_frame_folder(dst)
+    else:
+        _check_file_output(dst)
+    try:
+        stats = matte_video(
+            src, dst, keyframe_interval=keyframe_interval, output=output, progress=progress, cancelled=cancelled
+        )
+    except InvalidInputError as exc:
+        if exc.code != "INPUT_NOT_VIDEO":
+            raise
+        raise InvalidInputError(f"{src.name} is neither an image nor a video that can be read.",
+                                code="INPUT_NOT_MEDIA") from exc  # fmt: skip
+    width, height = _first_frame_size(dst, output)
+    return MatteResult("video", dst, width, height, stats.frames, stats.keyframes, stats.seconds)
+
+
+def _image_size(src: Path) -> tuple[int, int] | None:
+    """(width, height) as displayed when Pillow reads ``src`` as an image, else None."""
+    try:
+        with Image.open(src) as image:
+            turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations that swap sides
+            return (image.height, image.width) if turned else (image.width, image.height)
+    except (UnidentifiedImageError, OSError):
+        return None
+
+
+def _check_file_output(dst: Path) -> None:
+    if dst.is_dir():
+        raise InvalidInputError(f"{dst} is a folder; the matte is a single file there.", code="OUTPUT_IS_FOLDER")
+
+
+def _prepare_frame_folder(dst: Path) -> None:
+    if dst.exists() and not dst.is_dir():
+        raise InvalidInputError(f"{dst} is a file; a video's PNG matte is a folder.", code="OUTPUT_IS_FILE")
+    if not dst.is_dir():
+        return
+    entries = list(dst.iterdir())
+    others = [entry.name for entry in entries if not (entry.is_file() and _FRAME_NAME.fullmatch(entry.name))]
+    if others:
+        raise InvalidInputError(
+            f"{dst} holds other files ({', '.join(sorted(others)[:3])}); choose an empty or new folder.",
+            code="OUTPUT_NOT_EMPTY",
+        )
+    for entry in entries:  # the frames of an earlier matte: a shorter video must not leave any behind
+        entry.unlink()
+
+
+def _first_frame_size(dst: Path, output: Literal["png", "mp4"]) -> tuple[int, int]:
+    if output == "png":
+        with Image.open(dst / "0001.png") as first:
+            return first.size
+    with av.open(str(dst)) as container:
+        stream = container.streams.video[0]
+        return stream.codec_context.width, stream.codec_context.height
 
 
 # =====================================================================================================
@@ -1106,8 +1228,10 @@ def _drain(stream: IO[bytes], tail: deque[str]) -> None:
 
 
 __all__ = [
+    "MatteResult",
     "MatteStats",
     "PersonSegmenter",
+    "matte_file",
     "matte_image",
     "matte_rgb",
     "matte_stream",
