@@ -67,6 +67,17 @@ LANDSCAPE_INPUT = (256, 144)  # (width, height) the landscape model sees
 # frames, where the general model, squeezing the frame into a square, sometimes loses half the person.
 LANDSCAPE_FROM_ASPECT = 1.2
 
+# A second look (see _second_look): on a frame this elongated or more, the model runs again on an
+# undistorted square around the person, found in the first pass, and the two masks are blended there.
+# On the P3M portraits it lifts the mean IoU from 0.963 to 0.969 (MAD 13.5 -> 11.8 x1e-3); on video it
+# stops the landscape model from gluing a wall of hair colour to the top of a head.
+REFOCUS_FROM_ASPECT = 1.2
+REFOCUS_MARGIN = 0.1  # of the square's side, kept above the top of the person
+REFOCUS_FEATHER = 0.08  # of the side: the second look fades out towards square edges inside the frame
+REFOCUS_WEIGHT = 0.75  # weight of the second look (0.5 left part of that wall, 1 failed portraits)
+REFOCUS_EVIDENCE = 0.3  # the second look adds fully only where the first saw this much person
+REFOCUS_HOLD = 0.1  # of the side: in video, the square moves only when the person moved this far
+
 # --- refinement (tuned on the P3M portraits; see refine_alpha) ---------------------------------------
 WORK_LONG_SIDE = 256  # long side of the grid masks, flow and guided-filter coefficients live on
 RADIUS_FRACTION = 1 / 32  # guided-filter radius, as a fraction of the working long side
@@ -141,17 +152,20 @@ class PersonSegmenter:
         """The person mask of ``rgb`` (H x W x 3, uint8) at the frame's size: float32, 0..1."""
         return self.segment(rgb, (rgb.shape[1], rgb.shape[0]))
 
-    def segment(self, rgb: U8, size: tuple[int, int] | None = None) -> F32:
+    def segment(
+        self, rgb: U8, size: tuple[int, int] | None = None, *, model: Literal["general", "landscape"] | None = None
+    ) -> F32:
         """The person mask resized (bilinear) to ``size`` = (width, height); the model's size if None.
 
         ``rgb`` may already be the model input (see :meth:`input_size`); it is then used as it is.
+        ``model`` overrides the choice made at construction for this call.
         """
         if self._closed:
             raise RuntimeError("PersonSegmenter is closed")
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H x W x 3 uint8 RGB array, got {rgb.dtype} {rgb.shape}")
         height, width = rgb.shape[:2]
-        model = self.model_for(width, height)
+        model = model or self.model_for(width, height)
         model_size = LANDSCAPE_INPUT if model == "landscape" else GENERAL_INPUT
         if (width, height) != model_size:
             rgb = _u8(cv2.resize(rgb, model_size, interpolation=cv2.INTER_AREA))
@@ -424,10 +438,100 @@ def matte_rgb(rgb: U8, *, segmenter: PersonSegmenter | None = None) -> U8:
     """
     if segmenter is None:
         with PersonSegmenter() as own:
-            mask = own.segment(rgb)
-    else:
-        mask = segmenter.segment(rgb)
-    return refine_alpha(mask, rgb)
+            return matte_rgb(rgb, segmenter=own)
+    height, width = rgb.shape[:2]
+    first = segmenter.segment(rgb, work_size(width, height))
+
+    def crop(box: tuple[int, int, int]) -> U8:
+        left, top, side = box
+        return _shrink(rgb[top : top + side, left : left + side], GENERAL_INPUT)
+
+    return refine_alpha(_second_look(first, (width, height), crop, segmenter)[0], rgb)
+
+
+def _second_look(
+    first: F32,
+    frame_size: tuple[int, int],
+    crop_rgb: Callable[[tuple[int, int, int]], U8],
+    segmenter: PersonSegmenter,
+    *,
+    hold: tuple[int, int, int] | None = None,
+) -> tuple[F32, tuple[int, int, int] | None]:
+    """``first`` (the model's mask on a grid covering the frame) blended with a second look at the person.
+
+    The model sees a frame squeezed into its square (or 16:9) input: a 16:9 frame's person is small
+    and a 9:16 frame's head is flattened. On a frame elongated by REFOCUS_FROM_ASPECT or more, the
+    general model runs again on an undistorted square (the frame's short side) around the largest
+    person blob of ``first``, from REFOCUS_MARGIN above its top; its mask takes REFOCUS_WEIGHT inside
+    the square, fading out over REFOCUS_FEATHER towards square edges that lie inside the frame.
+    ``crop_rgb((left, top, side))`` returns that square of the frame as the general model's input.
+
+    Returns the mask and the square used. ``hold``: the square of the previous keyframe, kept unless
+    the person moved by more than REFOCUS_HOLD of its side (a square that wanders with every
+    keyframe makes the second look itself flicker).
+    """
+    box = _refocus_box(first, frame_size)
+    if box is None:
+        return first, None
+    if hold is not None and max(abs(box[0] - hold[0]), abs(box[1] - hold[1])) <= REFOCUS_HOLD * box[2]:
+        box = hold
+    left, top, side = box
+    width, height = frame_size
+    grid_height, grid_width = first.shape
+    rows = slice(round(top * grid_height / height), round((top + side) * grid_height / height))
+    cols = slice(round(left * grid_width / width), round((left + side) * grid_width / width))
+    region = first[rows, cols]
+    second = segmenter.segment(crop_rgb(box), (region.shape[1], region.shape[0]), model="general")
+    reach = max(1, round(REFOCUS_FEATHER * region.shape[0]))
+    ramp = np.linspace(0.0, 1.0, reach + 1, dtype=np.float32)[1:]
+    fade_y = np.ones(region.shape[0], np.float32)
+    fade_x = np.ones(region.shape[1], np.float32)
+    if top > 0:
+        fade_y[:reach] = ramp
+    if top + side < height:
+        fade_y[-reach:] = np.minimum(fade_y[-reach:], ramp[::-1])
+    if left > 0:
+        fade_x[:reach] = ramp
+    if left + side < width:
+        fade_x[-reach:] = np.minimum(fade_x[-reach:], ramp[::-1])
+    weight = np.float32(REFOCUS_WEIGHT) * fade_y[:, None] * fade_x[None, :]
+    change = second - region
+    # the general model sees background as person more readily (it is not made for wide frames): it
+    # may add only where the first look saw some person, in proportion
+    adding = change > 0
+    weight = np.where(adding, weight * np.minimum(region * np.float32(1 / REFOCUS_EVIDENCE), 1.0), weight)
+    blended = first.copy()
+    blended[rows, cols] = region + weight * change
+    return blended, box
+
+
+def _refocus_box(first: F32, frame_size: tuple[int, int]) -> tuple[int, int, int] | None:
+    """(left, top, side) in frame pixels of the square for :func:`_second_look`, or None for none."""
+    width, height = frame_size
+    side = min(width, height)
+    if max(width, height) < REFOCUS_FROM_ASPECT * side:
+        return None  # the first look already saw the frame undistorted
+    count, _, stats, _ = cv2.connectedComponentsWithStats((first > 0.5).astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    blob_left, blob_top, blob_width = (int(value) for value in stats[largest, :3])
+    grid_height, grid_width = first.shape
+    centre = (blob_left + blob_width / 2) * width / grid_width
+    left = int(np.clip(round(centre - side / 2), 0, width - side))
+    top = int(np.clip(round(blob_top * height / grid_height - REFOCUS_MARGIN * side), 0, height - side))
+    return left, top, side
+
+
+def _crop_rgb(frame: _Frame, box: tuple[int, int, int], size: tuple[int, int]) -> U8:
+    """The square ``box`` = (left, top, side) of a frame, as RGB at ``size``."""
+    y, u, v = frame.y, frame.u, frame.v
+    left, top, side = box
+    scale_y, scale_x = u.shape[0] / y.shape[0], u.shape[1] / y.shape[1]
+    chroma_rows = slice(int(top * scale_y), max(int(top * scale_y) + 1, round((top + side) * scale_y)))
+    chroma_cols = slice(int(left * scale_x), max(int(left * scale_x) + 1, round((left + side) * scale_x)))
+    luma, u, v = y[top : top + side, left : left + side], u[chroma_rows, chroma_cols], v[chroma_rows, chroma_cols]
+    return _i420_to_rgb(luma, u, v, size, full_range=frame.full_range)
 
 
 # =====================================================================================================
@@ -577,6 +681,7 @@ class _Frame:
     guide: Guide  # working grid, YUV 0..1
     gray: U8  # working grid luma, for optical flow
     model_rgb: Callable[[], U8]  # the model input (RGB at the model's size, upright); keyframes only
+    full_range: bool = False  # Y, U, V in 0..255 (JPEG-style) rather than limited range
 
 
 @dataclass(frozen=True)
@@ -740,6 +845,8 @@ class _VideoMatter:
 
     def __init__(self, segmenter: PersonSegmenter, size: tuple[int, int], interval: int, output: _Output) -> None:
         self._segmenter = segmenter
+        self._size = size
+        self._box: tuple[int, int, int] | None = None  # the square of the last second look
         self.work = work_size(*size)
         self._interval = interval
         self._output = output
@@ -769,7 +876,13 @@ class _VideoMatter:
             self._keyframe(self._pending.pop())
 
     def _keyframe(self, frame: _Frame) -> None:
-        key = _Key(frame.index, frame.gray, self._segmenter.segment(frame.model_rgb(), self.work))
+        first = self._segmenter.segment(frame.model_rgb(), self.work)
+
+        def crop(box: tuple[int, int, int]) -> U8:
+            return _crop_rgb(frame, box, GENERAL_INPUT)
+
+        mask, self._box = _second_look(first, self._size, crop, self._segmenter, hold=self._box)
+        key = _Key(frame.index, frame.gray, mask)
         self.keyframes += 1
         if self._previous is not None:
             for between in self._pending:
@@ -882,7 +995,8 @@ class _AvSource:
             )
             return rgb if turn is None else _u8(cv2.rotate(rgb, turn))
 
-        return _Frame(index, y, u, v, _guide(*small_planes), gray, model_rgb)
+        full_range = frame.format.name.startswith("yuvj") or frame.color_range == 2  # 2: AVCOL_RANGE_JPEG
+        return _Frame(index, y, u, v, _guide(*small_planes), gray, model_rgb, full_range)
 
     def close(self) -> None:
         self._container.close()
@@ -946,7 +1060,12 @@ class _PipeSource:
         width, height = size
         chroma = ((width + 1) // 2, (height + 1) // 2)
         self._layout = (width * height, chroma[0] * chroma[1], chroma)
-        command = [ffmpeg_exe(), *BASE_ARGS, *decode_args, "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"]
+        # -color_range tv: full-range (JPEG-style) sources are converted too, so every frame is BT.601-ish
+        # limited range, as the model input conversion (_i420_to_rgb) expects
+        command = [
+            ffmpeg_exe(), *BASE_ARGS, *decode_args,
+            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-color_range", "tv", "pipe:1",
+        ]  # fmt: skip
         try:
             self._process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
@@ -1055,10 +1174,13 @@ def _shrink(plane: U8, size: tuple[int, int]) -> U8:
     return _u8(cv2.resize(plane, size, interpolation=cv2.INTER_AREA))
 
 
-def _i420_to_rgb(y: U8, u: U8, v: U8, size: tuple[int, int]) -> U8:
-    """RGB at ``size`` (even sides) from 4:2:0 planes: each plane area-resized, then BT.601 limited
-    range, the conversion swscale makes for PyAV's ``rgb24``."""
+def _i420_to_rgb(y: U8, u: U8, v: U8, size: tuple[int, int], *, full_range: bool = False) -> U8:
+    """RGB at ``size`` (even sides) from Y, U, V planes (any chroma size): each plane area-resized,
+    then BT.601, limited range (the conversion swscale makes for PyAV's ``rgb24``) or full range."""
     width, height = size
+    if full_range:  # JPEG-style YCbCr: OpenCV's YCrCb conversion, chroma at full size
+        ycrcb = cv2.merge([_shrink(y, size), _shrink(v, size), _shrink(u, size)])
+        return _u8(cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB))
     planes = [_shrink(y, size), _shrink(u, (width // 2, height // 2)), _shrink(v, (width // 2, height // 2))]
     i420 = np.concatenate([plane.ravel() for plane in planes]).reshape(height * 3 // 2, width)
     return _u8(cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420))
