@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.composition import GradePreset
 from shared.errors import InvalidInputError
-from shared.pipeline.execution import create_task
+from shared.pipeline.ingest import ingest, submit_task
 from shared.pipeline.runtime import Runtime
 from shared.stages.style import PRESETS
-from shared.storage.tasks import TaskRecord, TaskStatus
+from shared.storage.tasks import TaskRecord
 
 PIPELINE = "enhance"
-_SAFE_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".3gp", ".jpg", ".jpeg", ".png", ".webp"}
 
 
 class OutputFormat(BaseModel):
@@ -67,32 +65,11 @@ def submit_enhance(
         "reference_key": None,
         "delivery": delivery or {},
     }
-    try:
-        execution_input["source_key"] = ingest(runtime, task_id, "source", video)
+
+    def upload() -> dict[str, Any]:
+        keys = {"source_key": ingest(runtime, task_id, "source", video)}
         if reference is not None:
-            execution_input["reference_key"] = ingest(runtime, task_id, "reference", reference)
-    except InvalidInputError as exc:
-        task = create_task(runtime, PIPELINE, execution_input, task_id)
-        return runtime.tasks.update_task(
-            task.task_id, status=TaskStatus.FAILED, current_stage="upload", error_code=exc.code,
-            error_message=exc.message,
-        )
-    return create_task(runtime, PIPELINE, execution_input, task_id)
+            keys["reference_key"] = ingest(runtime, task_id, "reference", reference)
+        return keys
 
-
-def ingest(runtime: Runtime, task_id: str, role: str, path: Path) -> str:
-    """Copy a local file into the store under a key named by its content hash; return the key."""
-    if not path.is_file():
-        raise InvalidInputError(f"{path} does not exist or is not a file.", code="INPUT_NOT_FOUND")
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as exc:
-        raise InvalidInputError(f"{path} cannot be read: {exc.strerror}.", code="INPUT_NOT_FOUND") from None
-    suffix = path.suffix.lower() if path.suffix.lower() in _SAFE_SUFFIXES else ".bin"
-    key = f"tasks/{task_id}/input/{role}-{digest.hexdigest()[:16]}{suffix}"
-    if not runtime.objects.exists(key):
-        runtime.objects.put_file(key, path)
-    return key
+    return submit_task(runtime, PIPELINE, task_id, execution_input, upload)

@@ -8,12 +8,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import InvalidInputError
-from shared.pipeline.enhance import OutputFormat, ingest
-from shared.pipeline.execution import create_task
+from shared.pipeline.enhance import OutputFormat
+from shared.pipeline.ingest import ingest, submit_task
 from shared.pipeline.runtime import Runtime
 from shared.stages.showcase import MAX_PHOTOS
 from shared.stages.showcase_scene import Category
-from shared.storage.tasks import TaskRecord, TaskStatus
+from shared.storage.tasks import TaskRecord
 
 PIPELINE = "showcase"
 
@@ -48,14 +48,8 @@ def submit_showcase(
     execution_input: dict[str, Any] = {
         **options.model_dump(mode="json"), "photo_keys": [], "subject": "auto", "delivery": delivery or {},
     }
-    try:
-        execution_input["photo_keys"] = [
-            ingest(runtime, task_id, f"photo{index:02d}", path) for index, path in enumerate(photos)
-        ]
-    except InvalidInputError as exc:
-        task = create_task(runtime, PIPELINE, execution_input, task_id)
-        return runtime.tasks.update_task(
-            task.task_id, status=TaskStatus.FAILED, current_stage="upload", error_code=exc.code,
-            error_message=exc.message,
-        )
-    return create_task(runtime, PIPELINE, execution_input, task_id)
+
+    def upload() -> dict[str, Any]:
+        return {"photo_keys": [ingest(runtime, task_id, f"photo{i:02d}", path) for i, path in enumerate(photos)]}
+
+    return submit_task(runtime, PIPELINE, task_id, execution_input, upload)
