@@ -62,6 +62,7 @@ def submit_enhance(
     execution_input: dict[str, Any] = {
         **options.model_dump(mode="json"),
         "source_key": None,
+        "source_name": video.name,  # for error messages: the stored copy has a content-hash name
         "reference_key": None,
         "delivery": delivery or {},
     }

@@ -18,6 +18,7 @@ from shared.pipeline.stage import Stage, StageContext, StageInput, StageOutput
 
 class ProbeInput(StageInput):
     source_key: str
+    source_name: str | None = None  # the user's file name, used in error messages
     width: int = Field(default=1080, ge=16, le=4096, multiple_of=2)
     height: int = Field(default=1920, ge=16, le=4096, multiple_of=2)
     fps: int = Field(default=30, ge=1, le=120)
@@ -57,7 +58,15 @@ class ProbeOutput(StageOutput):
 def probe_source(inp: ProbeInput, ctx: StageContext) -> ProbeOutput:
     """Raises InvalidInputError (INPUT_*) for unusable input."""
     with ctx.runtime.objects.local_copy(inp.source_key) as source:
-        media = probe(source, max_duration_seconds=inp.max_duration_seconds)
+        try:
+            media = probe(source, max_duration_seconds=inp.max_duration_seconds)
+        except InvalidInputError as exc:
+            if not inp.source_name:
+                raise
+            # Say it in the user's terms: they know their file's name, not the stored copy's.
+            raise InvalidInputError(
+                exc.message.replace(source.name, inp.source_name), code=exc.code, details=exc.details
+            ) from None
         hints = read_decode_hints(media, source)
     video = media.video
     if video is None:  # probe raises first; this narrows the type

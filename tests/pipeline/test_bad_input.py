@@ -60,9 +60,11 @@ def test_bad_input_fails_with_its_code(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "out"
-    assert main(["enhance", str(make(tmp_path)), "--out", str(out)]) == 1
+    video = make(tmp_path)
+    assert main(["enhance", str(video), "--out", str(out)]) == 1
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert err_lines[-1].startswith(f"error {code}: "), err_lines
+    assert video.name in err_lines[-1], "the message names the user's file, not the stored copy"
     assert "Traceback" not in "\n".join(err_lines)
     assert not out.exists() or not any(out.iterdir())
 

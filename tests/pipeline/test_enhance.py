@@ -61,6 +61,7 @@ def test_rerunning_a_stage_with_the_same_input_reuses_its_output(
         before = sorted(runtime.objects.list_keys(f"tasks/{task.task_id}/"))
         probe_stage = ALL_STAGES[0]
         payload = {"task_id": task.task_id, "source_key": task.input["source_key"],
+                   "source_name": task.input["source_name"],
                    "width": 360, "height": 640, "fps": 15, "max_duration_seconds": 600.0, "chunk_seconds": 5.0}
         again = execute_stage(probe_stage, payload, runtime)
         recorded = next(t for t in runtime.tasks.list_transitions(task.task_id) if t.state_name == "Probe")
