@@ -186,11 +186,22 @@ def plan_chunk_decode(
     Raises InvalidInputError with code INPUT_NO_VIDEO_STREAM or INVALID_NORMALIZE_OPTION.
     """
     chain = fit_filter(info, width=width, height=height, fps=fps, fill_tolerance=fill_tolerance)
+    return plan_chunk_through(info, src, chain=f"{chain},{hold_last_frame(chunk)}", fps=fps, chunk=chunk, hints=hints)
+
+
+def plan_chunk_through(
+    info: MediaInfo, src: Path, *, chain: str, fps: int, chunk: Chunk, hints: DecodeHints | None = None
+) -> list[str]:
+    """Like :func:`plan_chunk_decode`, with the caller's filter ``chain`` (which must start with
+    :func:`fit_filter` and end with :func:`hold_last_frame`, e.g. the person layer's chain).
+
+    Raises InvalidInputError with code INPUT_NO_VIDEO_STREAM or INVALID_NORMALIZE_OPTION.
+    """
     video = _video(info)
     return [
         *plan_chunk_input(info, src, fps=fps, chunk=chunk, hints=hints),
         "-map", f"0:{video.index}",
-        "-vf", f"{chain},{hold_last_frame(chunk)}",
+        "-vf", chain,
         "-an", "-sn", "-dn",
         "-fps_mode", "passthrough",
         "-frames:v", str(chunk.frames),

@@ -21,7 +21,7 @@ from pydantic import Field
 from shared.composition import CompositionSpec
 from shared.media.ffmpeg import run_ffmpeg
 from shared.media.frames import read_frames
-from shared.media.normalize import fit_filter, plan_chunk_input
+from shared.media.normalize import fit_filter, plan_chunk_through
 from shared.media.qa import TemporalQA, TemporalReport, write_contact_sheet
 from shared.media.render import even, person_chain
 from shared.pipeline.stage import Stage, StageContext, StageInput, StageOutput
@@ -130,14 +130,13 @@ def measure_first_chunk(
     first = spec.chunks[0]
     chunk = first.model_copy(update={"frames": min(first.frames, round(QA_SECONDS * spec.fps))})
     media = spec.person.media
-    if media.video is None:
-        raise ValueError("the spec's person layer has no video stream")
     width, height = even(spec.width / 4), even(spec.height / 4)
     frames = ["-frames:v", str(chunk.frames)]
     chain = person_chain(media, chunk, width=width, height=height, fps=spec.fps, scale=spec.person.scale)
-    sources = read_frames([*plan_chunk_input(media, source, fps=spec.fps, chunk=chunk, hints=spec.person.hints),
-                           "-map", f"0:{media.video.index}", "-vf", chain, "-an", "-sn", "-dn",
-                           "-fps_mode", "passthrough", *frames], width, height)
+    sources = read_frames(
+        plan_chunk_through(media, source, chain=chain, fps=spec.fps, chunk=chunk, hints=spec.person.hints),
+        width, height,
+    )
     mattes = read_frames(["-i", str(matte), "-vf", f"scale={width}:{height}", *frames], width, height, "gray")
     outputs = read_frames(["-i", str(final), "-map", "0:v:0", "-vf", f"scale={width}:{height}", *frames],
                           width, height)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.errors import InvalidInputError
 from shared.media.matting import matte_stream
 from shared.media.models import Chunk, DecodeHints, MediaInfo
-from shared.media.normalize import plan_chunk_input
+from shared.media.normalize import plan_chunk_through
 from shared.media.render import even, person_chain
 from shared.pipeline.stage import Stage, StageContext, StageInput, StageOutput
 
@@ -42,18 +41,12 @@ class MatteOutput(StageOutput):
 
 
 def matte_chunk(inp: MatteInput, ctx: StageContext) -> MatteOutput:
-    """Raises MediaError when decoding or matting fails."""
-    if inp.media.video is None:
-        raise InvalidInputError("The upload has no video stream.", code="INPUT_NO_VIDEO_STREAM")
+    """Raises MediaError when decoding or matting fails, InvalidInputError (INPUT_NO_VIDEO_STREAM) without video."""
     width, height = even(inp.width * inp.matte_scale), even(inp.height * inp.matte_scale)
     chain = person_chain(inp.media, inp.chunk, width=width, height=height, fps=inp.fps, scale=inp.person_scale)
     matte_path = ctx.scratch / "matte.mp4"
     with ctx.runtime.objects.local_copy(inp.source_key) as source:
-        decode = [
-            *plan_chunk_input(inp.media, source, fps=inp.fps, chunk=inp.chunk, hints=inp.hints),
-            "-map", f"0:{inp.media.video.index}", "-vf", chain, "-an", "-sn", "-dn", "-fps_mode", "passthrough",
-            "-frames:v", str(inp.chunk.frames),
-        ]  # fmt: skip
+        decode = plan_chunk_through(inp.media, source, chain=chain, fps=inp.fps, chunk=inp.chunk, hints=inp.hints)
         stats = matte_stream(
             decode, width, height, inp.fps, matte_path, keyframe_interval=inp.keyframe_interval,
             expected_frames=inp.chunk.frames, progress=ctx.progress, cancelled=ctx.cancelled,
