@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from shared.settings import Settings
     from shared.storage.cache import Cache
     from shared.storage.objects import ObjectStore
+    from shared.storage.sql import SqlDatabase
     from shared.storage.tasks import TaskStore
 
 
@@ -33,11 +34,14 @@ def build_object_store(settings: Settings) -> ObjectStore:
     raise ConfigurationError(f"Unknown object store {settings.object_store!r}: set VIDLUXE_OBJECT_STORE.")
 
 
-def build_task_store(settings: Settings, clock: Clock) -> TaskStore:
-    """``sqlite``: ``<home>/tasks.sqlite3`` (directory created); ``postgres``: VIDLUXE_DATABASE_URL.
+def build_database(settings: Settings, *, pool_size: int = 4) -> SqlDatabase:
+    """The SQL database the SQL stores share: ``sqlite``: ``<home>/tasks.sqlite3`` (directory created);
+    ``postgres``: VIDLUXE_DATABASE_URL (tables in its search_path).
 
-    Raises ConfigurationError when the postgres backend has no database URL; the backend's own errors
-    (e.g. psycopg.OperationalError) when the database cannot be opened.
+    Several stores (tasks, tenants, the webhook outbox, costs) are built over one database and each
+    creates its own tables; the caller closes the database. Raises ConfigurationError when the postgres
+    backend has no database URL; the backend's own errors (e.g. sqlite3.DatabaseError) when the
+    database cannot be opened.
     """
     if settings.task_store == "postgres":
         if not settings.database_url:
@@ -45,12 +49,35 @@ def build_task_store(settings: Settings, clock: Clock) -> TaskStore:
                 "The postgres task store needs a database: set VIDLUXE_DATABASE_URL "
                 "(postgresql://user:password@host:5432/dbname)."
             )
-        from shared.storage.sql_tasks import PostgresTaskStore
+        from shared.storage.sql import PostgresDatabase
 
+        return PostgresDatabase(settings.database_url, pool_size=pool_size)
+    if settings.task_store == "sqlite":
+        from shared.storage.sql import SqliteDatabase
+
+        return SqliteDatabase(settings.sqlite_path)
+    raise ConfigurationError(f"Unknown task store {settings.task_store!r}: set VIDLUXE_TASK_STORE.")
+
+
+def build_task_store(settings: Settings, clock: Clock, *, database: SqlDatabase | None = None) -> TaskStore:
+    """The task store over ``database`` (shared, not closed by the store), or over a database of its own
+    built by :func:`build_database` (closed with the store).
+
+    Raises ConfigurationError when the postgres backend has no database URL; the backend's own errors
+    (e.g. psycopg.OperationalError) when the database cannot be opened.
+    """
+    from shared.storage.sql_tasks import PostgresTaskStore, SqliteTaskStore, SqlTaskStore
+
+    if database is not None:
+        return SqlTaskStore(database, clock)
+    if settings.task_store == "postgres":
+        if not settings.database_url:
+            raise ConfigurationError(
+                "The postgres task store needs a database: set VIDLUXE_DATABASE_URL "
+                "(postgresql://user:password@host:5432/dbname)."
+            )
         return PostgresTaskStore(settings.database_url, clock)
     if settings.task_store == "sqlite":
-        from shared.storage.sql_tasks import SqliteTaskStore
-
         return SqliteTaskStore(settings.sqlite_path, clock)
     raise ConfigurationError(f"Unknown task store {settings.task_store!r}: set VIDLUXE_TASK_STORE.")
 
