@@ -10,7 +10,7 @@ nothing; the store is safe to share between threads (see :mod:`shared.storage.sq
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -252,6 +252,41 @@ class SqlTaskStore:
             if not changed:
                 raise NotFoundError(f"No task with id {task_id!r}.")
             return self._select_task(tx, task_id)
+
+    def update_status_if(
+        self,
+        task_id: str,
+        *,
+        expected: Collection[TaskStatus],
+        status: TaskStatus,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> TaskRecord | None:
+        """Set ``status`` (and bump updated_at) only if the task's status is one of ``expected``.
+
+        One UPDATE ... WHERE status IN (...): of concurrent callers, one wins. ``error_code`` and
+        ``error_message`` are set with it (NULL when not given). Returns the updated task, or None when
+        its status was not expected. Raises NotFoundError for an unknown id.
+        """
+        wanted = [TaskStatus(s).value for s in expected]
+        if not wanted:
+            return None
+        marks = ", ".join("?" for _ in wanted)
+        with self._db.transaction(write=True) as tx:
+            changed = tx.execute(
+                f"UPDATE {self._tasks} SET status = ?, error_code = ?, error_message = ?, updated_at = ? "
+                f"WHERE task_id = ? AND status IN ({marks})",
+                (
+                    TaskStatus(status).value,
+                    error_code,
+                    error_message,
+                    self._db.dump_timestamp(self._clock.now()),
+                    task_id,
+                    *wanted,
+                ),
+            )
+            task = self._select_task(tx, task_id)
+        return task if changed else None
 
     def record_transition(self, transition: TransitionRecord) -> None:
         """Persist a completed state; recording the same (task_id, position) twice keeps the first.

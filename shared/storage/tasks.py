@@ -6,6 +6,7 @@ schema and behaviour in :mod:`shared.storage.sql_tasks`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from pydantic import BaseModel, Field
 
 
 class TaskStatus(StrEnum):
+    AWAITING_UPLOAD = "awaiting_upload"  # created by the API; its execution starts when the upload lands
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -109,6 +111,23 @@ class TaskStore(Protocol):
         clear_error: bool = False,
     ) -> TaskRecord:
         """Set the given fields (None leaves a field as it is) and bump updated_at."""
+        ...
+
+    def update_status_if(
+        self,
+        task_id: str,
+        *,
+        expected: Collection[TaskStatus],
+        status: TaskStatus,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> TaskRecord | None:
+        """Set ``status`` (and bump updated_at) only if the task's status is one of ``expected``.
+
+        Atomic (compare-and-set): of concurrent callers expecting the same status, one wins. Returns
+        the updated task, or None when its status was not expected. Raises NotFoundError for an
+        unknown id.
+        """
         ...
 
     def record_transition(self, transition: TransitionRecord) -> None:

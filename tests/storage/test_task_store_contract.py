@@ -444,3 +444,39 @@ def test_closed_store_refuses_calls(open_store: StoreFactory) -> None:
     store.close()  # twice is fine
     with pytest.raises(Exception):  # noqa: B017 - the driver's own "closed" error
         store.get_task("t1")
+
+
+def test_update_status_if_is_a_compare_and_set(store: TaskStore, clock: Any) -> None:
+    store.create_task(make_task(status=TaskStatus.AWAITING_UPLOAD))
+    clock.advance(5)
+    expected_time = clock.now()
+    won = store.update_status_if("t1", expected=[TaskStatus.AWAITING_UPLOAD], status=TaskStatus.PENDING)
+    assert won is not None and won.status == TaskStatus.PENDING and won.updated_at == expected_time
+    assert store.update_status_if("t1", expected=[TaskStatus.AWAITING_UPLOAD], status=TaskStatus.PENDING) is None
+    assert store.update_status_if("t1", expected=[], status=TaskStatus.RUNNING) is None
+    failed = store.update_status_if(
+        "t1", expected={TaskStatus.PENDING, TaskStatus.RUNNING}, status=TaskStatus.FAILED,
+        error_code="X", error_message="m",
+    )
+    assert failed is not None and (failed.error_code, failed.error_message) == ("X", "m")
+    with pytest.raises(NotFoundError):
+        store.update_status_if("nope", expected=[TaskStatus.PENDING], status=TaskStatus.RUNNING)
+
+
+def test_update_status_if_one_of_many_concurrent_callers_wins(open_store: StoreFactory) -> None:
+    first = open_store()
+    first.create_task(make_task(status=TaskStatus.AWAITING_UPLOAD))
+    stores = [first, open_store()]
+    wins: list[bool] = []
+
+    def claim(store: Any) -> None:
+        for _ in range(5):
+            result = store.update_status_if("t1", expected=[TaskStatus.AWAITING_UPLOAD], status=TaskStatus.PENDING)
+            wins.append(result is not None)
+
+    threads = [threading.Thread(target=claim, args=(s,)) for s in stores * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wins.count(True) == 1
