@@ -11,9 +11,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
-from webhook_helpers import FakeClock, Receiver, make_handler, serve
+from webhook_helpers import DatabaseFactory, FakeClock, Receiver, make_handler, serve
+
+from shared.storage.sql import PostgresDatabase, SqlDatabase, SqliteDatabase
 
 POSTGRES_URL = os.environ.get("VIDLUXE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -57,3 +60,37 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# ------------------------------------------------------------------------------------- databases
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def open_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseFactory]:
+    """Opens a new connection to one database (a SQLite file, or a PostgreSQL schema) on each call:
+    two calls are two "processes" sharing it. Every database opened is closed afterwards."""
+    opened: list[SqlDatabase] = []
+    if request.param == "sqlite":
+        path = tmp_path / "tasks.sqlite3"
+
+        def factory() -> SqlDatabase:
+            opened.append(SqliteDatabase(path))
+            return opened[-1]
+
+    else:
+        url, schema = request.getfixturevalue("postgres_url"), request.getfixturevalue("postgres_schema")
+
+        def factory() -> SqlDatabase:
+            opened.append(PostgresDatabase(url, schema=schema))
+            return opened[-1]
+
+    try:
+        yield factory
+    finally:
+        for database in opened:
+            database.close()
+
+
+@pytest.fixture
+def database(open_database: DatabaseFactory) -> SqlDatabase:
+    return open_database()

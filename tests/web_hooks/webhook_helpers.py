@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from shared.storage.sql import SqlDatabase
+
+DatabaseFactory = Callable[[], SqlDatabase]
 
 
 class FakeClock:
@@ -83,3 +87,13 @@ def serve(receiver: Receiver, server: ThreadingHTTPServer) -> Iterator[Receiver]
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+class StaticSecrets:
+    """SigningSecrets from a dict: tenant -> [current, previous...]."""
+
+    def __init__(self, secrets: dict[str, list[str]]) -> None:
+        self.secrets = secrets
+
+    def signing_secrets(self, tenant_id: str) -> list[str]:
+        return list(self.secrets.get(tenant_id, []))
