@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from webhook_helpers import DatabaseFactory, FakeClock, Receiver, make_handler, serve
+from webhook_helpers import DatabaseFactory, FakeClock, QuietHTTPServer, Receiver, make_handler, serve
 
 from shared.storage.sql import PostgresDatabase, SqlDatabase, SqliteDatabase
 
@@ -29,8 +28,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
-    server.daemon_threads = True
+    server = QuietHTTPServer(("127.0.0.1", 0), make_handler(state))
     yield from serve(state, server)
 
 

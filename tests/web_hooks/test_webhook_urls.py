@@ -6,12 +6,11 @@ import datetime as dt
 import ipaddress
 import ssl
 from collections.abc import Iterator, Sequence
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
-from webhook_helpers import Receiver, make_handler, serve
+from webhook_helpers import QuietHTTPServer, Receiver, make_handler, serve
 
 from web_hooks.errors import WebhookUrlForbiddenError, WebhookUrlInvalidError, WebhookUrlUnresolvableError
 from web_hooks.transport import CheckedTransport
@@ -199,8 +198,7 @@ def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
 def tls_receiver(tmp_path: Path) -> Iterator[tuple[Receiver, Path]]:
     cert_path, key_path = _self_signed(tmp_path, "hooks.example")
     state = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
-    server.daemon_threads = True
+    server = QuietHTTPServer(("127.0.0.1", 0), make_handler(state))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     sni: list[str | None] = []

@@ -77,6 +77,16 @@ def make_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A ThreadingHTTPServer that does not print a client's dropped connection (the worker does not
+    read the answer's body, so it may close a kept-alive connection)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
 def serve(receiver: Receiver, server: ThreadingHTTPServer) -> Iterator[Receiver]:
     receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
