@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from shared.errors import InvalidInputError
 from shared.storage.sql import Rollback, SqlDatabase, Transaction
 from web_hooks.errors import WebhookEndpointNotFoundError
-from web_hooks.events import EventType, WebhookEvent, derived_event_id, new_event_id
+from web_hooks.events import EventType, WebhookEvent, derived_event_id, fit_payload, new_event_id
 from web_hooks.schedule import Outcome
 
 if TYPE_CHECKING:
@@ -214,7 +214,7 @@ class WebhookOutbox:
         event_id = (
             new_event_id() if dedupe_key is None else derived_event_id(tenant_id, task_id, event_type, dedupe_key)
         )
-        event = WebhookEvent(id=event_id, type=event_type, timestamp=now, data=dict(data))
+        event = WebhookEvent(id=event_id, type=event_type, timestamp=now, data=fit_payload(data))
         stamp = self._db.dump_timestamp(now)
         with self._db.transaction(write=True) as tx:
             self._ensure_endpoint(tx, tenant_id, webhook_url, stamp)
