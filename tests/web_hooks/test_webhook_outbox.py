@@ -153,3 +153,11 @@ def test_deliveries_are_listed_per_tenant_newest_first_with_a_cursor(database: S
     with pytest.raises(InvalidInputError) as caught:
         outbox.list_deliveries("acme", cursor="not-a-cursor")
     assert caught.value.code == "INVALID_CURSOR"
+
+
+def test_an_oversized_event_is_stored_under_20_kb(database: SqlDatabase, clock: FakeClock) -> None:
+    outbox = WebhookOutbox(database, clock)
+    outbox.emit("acme", "t1", URL, EventType.TASK_FAILED, {"task_id": "t1", "log": "x" * 100_000})
+    [claimed] = outbox.claim_due(clock.now(), owner="w")
+    assert len(claimed.body) <= 20 * 1024
+    assert json.loads(claimed.body)["data"]["task_id"] == "t1"
