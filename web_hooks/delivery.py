@@ -72,7 +72,7 @@ class DeliveryWorker:
         allow_private: bool = False,
         policy: RetryPolicy | None = None,
         timeout: float = DELIVERY_TIMEOUT_SECONDS,
-        batch_size: int = 16,
+        batch_size: int = 8,
         concurrency: int = 4,
         poll_interval: float = 1.0,
         resolver: Resolver = system_resolver,
@@ -92,6 +92,10 @@ class DeliveryWorker:
         self._allow_private = allow_private
         self._policy = policy or RetryPolicy()
         self._batch_size = batch_size
+        # A claimed message must not be taken over by another worker while it waits in this pass: the
+        # lease covers every round of the pass, each at most connect + write + read timeouts.
+        rounds = -(-batch_size // concurrency)
+        self._lease_seconds = rounds * (3 * timeout + 10) + 30
         self._poll_interval = poll_interval
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
@@ -117,7 +121,9 @@ class DeliveryWorker:
         the outbox's database errors are raised.
         """
         moment = self._clock.now() if now is None else now
-        claimed = self._outbox.claim_due(moment, owner=self._owner, limit=self._batch_size)
+        claimed = self._outbox.claim_due(
+            moment, owner=self._owner, limit=self._batch_size, lease_seconds=self._lease_seconds
+        )
         futures = [self._pool.submit(self._deliver, message, moment) for message in claimed]
         return [future.result() for future in futures]
 
