@@ -41,8 +41,7 @@ class _CheckedBackend(httpcore.NetworkBackend):
                 return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
-        assert error is not None  # resolve_checked returns at least one address
-        raise error
+        raise error or httpcore.ConnectError(f"No address to connect to for {host!r}.")
 
     def connect_unix_socket(
         self,
