@@ -71,6 +71,30 @@ class NotFoundError(VidluxeError):
     code = "NOT_FOUND"
 
 
+class AuthenticationError(VidluxeError):
+    """No credentials, or credentials that name nobody (a missing, unknown or revoked API key)."""
+
+    code = "UNAUTHORIZED"
+
+
+class PermissionDeniedError(VidluxeError):
+    """Credentials that do not allow this (a signed URL with a wrong signature or past its expiry)."""
+
+    code = "FORBIDDEN"
+
+
+class ConflictError(VidluxeError):
+    """The request conflicts with the resource's state (cancel a finished task, reuse an idempotency key)."""
+
+    code = "CONFLICT"
+
+
+class PayloadTooLargeError(VidluxeError):
+    """A request body or upload over its size limit."""
+
+    code = "PAYLOAD_TOO_LARGE"
+
+
 class StorageKeyError(InvalidInputError):
     """An object key that could escape its bucket or home directory."""
 

@@ -46,6 +46,29 @@ class EnhanceOptions(BaseModel):
     chunk_seconds: float = Field(default=5.0, ge=1.0, le=60.0)
 
 
+def check_options(options: EnhanceOptions) -> None:
+    """Raises InvalidInputError (UNKNOWN_PRESET) for a preset that does not exist."""
+    if options.preset is not None and options.preset not in PRESETS:
+        raise InvalidInputError(
+            f"Unknown preset {options.preset!r}; choose one of: {', '.join(PRESETS)}.", code="UNKNOWN_PRESET",
+            details={"field": "options.preset"},
+        )
+
+
+def execution_input(
+    options: EnhanceOptions, *, source_key: str | None, source_name: str, reference_key: str | None = None,
+    delivery: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The enhance state machine's input. ``source_name`` is the user's file name, for error messages."""
+    return {
+        **options.model_dump(mode="json"),
+        "source_key": source_key,
+        "source_name": source_name,  # the stored copy has a content-hash name
+        "reference_key": reference_key,
+        "delivery": delivery or {},
+    }
+
+
 def submit_enhance(
     runtime: Runtime, task_id: str, video: Path, options: EnhanceOptions, *, reference: Path | None = None,
     delivery: dict[str, Any] | None = None,
@@ -55,17 +78,8 @@ def submit_enhance(
     A missing or unreadable file still creates the task, recorded as failed with INPUT_NOT_FOUND, so
     the attempt is visible in ``vidluxe tasks``. Raises InvalidInputError for an unknown preset.
     """
-    if options.preset is not None and options.preset not in PRESETS:
-        raise InvalidInputError(
-            f"Unknown preset {options.preset!r}; choose one of: {', '.join(PRESETS)}.", code="UNKNOWN_PRESET"
-        )
-    execution_input: dict[str, Any] = {
-        **options.model_dump(mode="json"),
-        "source_key": None,
-        "source_name": video.name,  # for error messages: the stored copy has a content-hash name
-        "reference_key": None,
-        "delivery": delivery or {},
-    }
+    check_options(options)
+    initial = execution_input(options, source_key=None, source_name=video.name, delivery=delivery)
 
     def upload() -> dict[str, Any]:
         keys = {"source_key": ingest(runtime, task_id, "source", video)}
@@ -73,4 +87,4 @@ def submit_enhance(
             keys["reference_key"] = ingest(runtime, task_id, "reference", reference)
         return keys
 
-    return submit_task(runtime, PIPELINE, task_id, execution_input, upload)
+    return submit_task(runtime, PIPELINE, task_id, initial, upload)

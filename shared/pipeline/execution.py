@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,18 +55,46 @@ def create_task(runtime: Runtime, pipeline: str, execution_input: dict[str, Any]
     )
 
 
-class TaskJournal:
-    """The engine's Journal over the task store: transitions are the crash-resume log."""
+class ExecutionCancelled(BaseException):
+    """Raised at a state boundary when the task was cancelled: the execution stops there.
 
-    def __init__(self, runtime: Runtime, task_id: str):
+    A BaseException, so the engine's Retry/Catch never handle it and every branch stops.
+    """
+
+
+class ExecutionInterrupted(BaseException):
+    """Raised at a state boundary when the process shuts down: the task stays running, to be resumed."""
+
+
+class TaskJournal:
+    """The engine's Journal over the task store: transitions are the crash-resume log.
+
+    ``cancelled`` / ``interrupted``: when set, the next state to begin raises ExecutionCancelled /
+    ExecutionInterrupted instead, so a running execution stops between states.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        task_id: str,
+        *,
+        cancelled: threading.Event | None = None,
+        interrupted: threading.Event | None = None,
+    ):
         self._runtime = runtime
         self._task_id = task_id
+        self._cancelled = cancelled
+        self._interrupted = interrupted
 
     def lookup(self, position: str) -> CompletedState | None:
         record = self._runtime.tasks.get_transition(self._task_id, position)
         return None if record is None else CompletedState(output=record.output, next_state=record.next_state)
 
     def entered(self, position: str, state_name: str, state_type: str) -> None:
+        if self._cancelled is not None and self._cancelled.is_set():
+            raise ExecutionCancelled(self._task_id)
+        if self._interrupted is not None and self._interrupted.is_set():
+            raise ExecutionInterrupted(self._task_id)
         if state_type == "Task":
             self._runtime.tasks.update_task(self._task_id, current_stage=state_name)
 
@@ -85,36 +114,59 @@ class TaskJournal:
         )
 
 
-def run_task(runtime: Runtime, registry: StageRegistry, task_id: str) -> TaskRecord:
+def run_task(
+    runtime: Runtime,
+    registry: StageRegistry,
+    task_id: str,
+    *,
+    cancelled: threading.Event | None = None,
+    interrupted: threading.Event | None = None,
+) -> TaskRecord:
     """Run a task's execution to its end, resuming from its journal; returns the final task record.
 
-    A task that already succeeded is returned as it is. Raises NotFoundError for an unknown task and
-    InvalidInputError (TASK_BUSY) when another process on this machine is running it right now.
+    A task that already succeeded is returned as it is. When ``cancelled`` is set, the execution stops
+    before its next state and the task is recorded as cancelled (also if it is set by the time the
+    execution ends). Raises NotFoundError for an unknown task, InvalidInputError (TASK_BUSY) when
+    another process on this machine is running it right now, and ExecutionInterrupted when
+    ``interrupted`` was set (the task stays running; running it again resumes it).
     """
     task = runtime.tasks.get_task(task_id)
     if task.status == TaskStatus.SUCCEEDED:
         return task
     machine = load_pipeline(task.pipeline, registry)
     with _exclusive(runtime.settings.home / "locks", task_id):
+        if cancelled is not None and cancelled.is_set():
+            return _cancelled(runtime, task_id)
         runtime.tasks.update_task(task_id, status=TaskStatus.RUNNING, clear_error=True)
         log.info("execution started", task_id=task_id, pipeline=task.pipeline)
-        result = run_execution(
-            machine,
-            task.input,
-            execution_id=execution_arn(task.pipeline, task_id),
-            execution_name=task_id,
-            state_machine_name=task.pipeline,
-            invoke_task=registry.invoker(runtime),
-            clock=runtime.clock,
-            journal=TaskJournal(runtime, task_id),
-            max_workers=runtime.settings.max_workers,
-        )
+        journal = TaskJournal(runtime, task_id, cancelled=cancelled, interrupted=interrupted)
+        try:
+            result = run_execution(
+                machine,
+                task.input,
+                execution_id=execution_arn(task.pipeline, task_id),
+                execution_name=task_id,
+                state_machine_name=task.pipeline,
+                invoke_task=registry.invoker(runtime),
+                clock=runtime.clock,
+                journal=journal,
+                max_workers=runtime.settings.max_workers,
+            )
+        except ExecutionCancelled:
+            return _cancelled(runtime, task_id)
+        if cancelled is not None and cancelled.is_set():
+            return _cancelled(runtime, task_id)
         if result.status == "SUCCEEDED":
             log.info("execution succeeded", task_id=task_id)
             return runtime.tasks.update_task(task_id, status=TaskStatus.SUCCEEDED, output=result.output)
         code, message = error_from_cause(result.error or "States.Runtime", result.cause)
         log.warning("execution failed", task_id=task_id, code=code, error=message)
         return runtime.tasks.update_task(task_id, status=TaskStatus.FAILED, error_code=code, error_message=message)
+
+
+def _cancelled(runtime: Runtime, task_id: str) -> TaskRecord:
+    log.info("execution cancelled", task_id=task_id)
+    return runtime.tasks.update_task(task_id, status=TaskStatus.CANCELLED, clear_error=True)
 
 
 @contextmanager

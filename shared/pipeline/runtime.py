@@ -11,6 +11,7 @@ from shared.settings import Settings
 from shared.storage.cache import Cache
 from shared.storage.factory import build_cache, build_object_store, build_task_store
 from shared.storage.objects import ObjectStore
+from shared.storage.sql import SqlDatabase
 from shared.storage.tasks import TaskStore
 
 
@@ -48,12 +49,16 @@ class Runtime:
     on_progress: ProgressSink = _ignore_progress
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+    def from_settings(
+        cls, settings: Settings, *, clock: Clock | None = None, database: SqlDatabase | None = None
+    ) -> Runtime:
+        """The configured stores; the task store over ``database`` when given (shared with other stores,
+        closed by its owner, not by :meth:`close`)."""
         clock = clock or SystemClock()
         return cls(
             settings=settings,
             objects=build_object_store(settings),
-            tasks=build_task_store(settings, clock),
+            tasks=build_task_store(settings, clock, database=database),
             cache=build_cache(settings, clock),
             clock=clock,
         )

@@ -31,6 +31,13 @@ class ShowcaseOptions(BaseModel):
     gif: bool = True
 
 
+def execution_input(
+    options: ShowcaseOptions, *, photo_keys: list[str], delivery: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The showcase state machine's input."""
+    return {**options.model_dump(mode="json"), "photo_keys": photo_keys, "subject": "auto", "delivery": delivery or {}}
+
+
 def submit_showcase(
     runtime: Runtime, task_id: str, photos: list[Path], options: ShowcaseOptions, *,
     delivery: dict[str, Any] | None = None,
@@ -45,11 +52,9 @@ def submit_showcase(
     if len(photos) > MAX_PHOTOS:
         raise InvalidInputError(f"At most {MAX_PHOTOS} photos fit one showcase; got {len(photos)}.",
                                 code="TOO_MANY_PHOTOS")
-    execution_input: dict[str, Any] = {
-        **options.model_dump(mode="json"), "photo_keys": [], "subject": "auto", "delivery": delivery or {},
-    }
+    initial = execution_input(options, photo_keys=[], delivery=delivery)
 
     def upload() -> dict[str, Any]:
         return {"photo_keys": [ingest(runtime, task_id, f"photo{i:02d}", path) for i, path in enumerate(photos)]}
 
-    return submit_task(runtime, PIPELINE, task_id, execution_input, upload)
+    return submit_task(runtime, PIPELINE, task_id, initial, upload)

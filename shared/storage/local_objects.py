@@ -6,7 +6,8 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,6 +20,9 @@ from shared.storage.objects import validate_key
 _TMP_SEPARATOR = "~"
 _CHUNK = 1024 * 1024
 
+ObjectCreatedListener = Callable[[str], object]
+"""Called with the key after an object was written (the local counterpart of S3's ObjectCreated event)."""
+
 
 class LocalObjectStore:
     """Objects as files under ``root`` (created if missing).
@@ -30,12 +34,17 @@ class LocalObjectStore:
     Every method validates its key with :func:`validate_key` and checks that the resolved path stays
     inside ``root`` (a symlink under the root cannot be used to escape it); both raise
     :class:`StorageKeyError`.
+
+    Listeners added with :meth:`add_listener` are called with the key after each write is in place:
+    the object-created event that starts a task when its upload lands.
     """
 
     def __init__(self, root: Path) -> None:
         """Raises OSError if ``root`` cannot be created."""
         root.mkdir(parents=True, exist_ok=True)
         self._root = root.resolve(strict=True)
+        self._listeners: list[ObjectCreatedListener] = []
+        self._listeners_lock = threading.Lock()
 
     @property
     def root(self) -> Path:
@@ -52,7 +61,27 @@ class LocalObjectStore:
             )
         return path
 
-    def _write_atomically(self, key: str, source: BinaryIO | bytes) -> None:
+    def add_listener(self, listener: ObjectCreatedListener) -> None:
+        """Call ``listener(key)`` after every write of an object (in the writing thread).
+
+        A listener's exception propagates to the writer, after the object is in place.
+        """
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: ObjectCreatedListener) -> None:
+        with self._listeners_lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _created(self, key: str) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(key)
+
+    def _target(self, key: str) -> Path:
+        """The file for a new object ``key``, its directory created."""
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +89,34 @@ class LocalObjectStore:
             raise StorageKeyError(f"Object key {key!r} conflicts with an existing object above it.") from exc
         if path.is_dir():
             raise StorageKeyError(f"Object key {key!r} conflicts with existing objects under it.")
+        return path
+
+    def staging_file(self) -> tuple[int, Path]:
+        """A new empty temporary file on the store's file system, for :meth:`move_in`: (open fd, path).
+
+        Its name is never a valid key, so ``list_keys`` never reports it. The caller closes the fd and
+        moves the file in, or deletes it.
+        """
+        staging = self._root / ".staging~"
+        staging.mkdir(exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=staging, prefix="upload~", suffix=".tmp")
+        return fd, Path(name)
+
+    def move_in(self, key: str, path: Path) -> None:
+        """Make the file at ``path`` (from :meth:`staging_file`) the object ``key``: fsync, then rename.
+
+        No copy, so a 2 GB upload is written once. Raises StorageKeyError for an unsafe key,
+        FileNotFoundError if ``path`` does not exist.
+        """
+        target = self._target(key)
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(path, target)
+        _fsync_directory(target.parent)
+        self._created(key)
+
+    def _write_atomically(self, key: str, source: BinaryIO | bytes) -> None:
+        path = self._target(key)
         fd, tmp_name = tempfile.mkstemp(
             dir=path.parent, prefix=f".{path.name}{_TMP_SEPARATOR}", suffix=".tmp"
         )
@@ -77,6 +134,7 @@ class LocalObjectStore:
                 os.unlink(tmp_name)
             raise
         _fsync_directory(path.parent)
+        self._created(key)
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         """Write ``data`` under ``key`` atomically. Raises StorageKeyError for an unsafe key."""

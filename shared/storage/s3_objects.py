@@ -68,6 +68,11 @@ class S3ObjectStore:
         return cls(client, settings.s3_bucket, settings.s3_prefix)
 
     @property
+    def client(self) -> Any:
+        """The boto3 S3 client (for presigning, :mod:`shared.storage.s3_presign`)."""
+        return self._client
+
+    @property
     def bucket(self) -> str:
         return self._bucket
 
