@@ -116,6 +116,17 @@ def _parser() -> argparse.ArgumentParser:
     matte.add_argument("--json", action="store_true")
     matte.set_defaults(handler=_matte)
 
+    serve = commands.add_parser("serve", help="run the HTTP API, the local runner and webhook delivery")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=_serve, json=False)
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(required=True, metavar="ACTION")
+    keys_create = keys.add_parser("create", help="create an API key (and the tenant, if new); printed once")
+    keys_create.add_argument("--tenant", required=True, help="the tenant's name")
+    keys_create.add_argument("--json", action="store_true")
+    keys_create.set_defaults(handler=_keys_create)
+
     sfn = commands.add_parser("sfn", help="Step Functions tools").add_subparsers(required=True, metavar="ACTION")
     sfn_run = sfn.add_parser("run", help="run an ASL document on the embedded engine, print its output")
     sfn_run.add_argument("definition", type=Path)
@@ -223,6 +234,40 @@ def _sfn_run(args: argparse.Namespace, settings: Settings, console: Console) -> 
         return 0
     _print_json({"error": result.error, "cause": result.cause})
     return EXIT_FAILED
+
+
+def _serve(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    from shared.cli.serve import serve
+
+    configure_logging(settings.log_format, settings.log_level)
+    serve(settings, host=args.host, port=args.port)
+    return 0
+
+
+def _keys_create(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    """The key and the webhook signing secret are printed once; only the key's hash is kept."""
+    from shared.clock import SystemClock
+    from shared.storage.factory import build_database
+    from shared.storage.tenants import TenantStore
+
+    with build_database(settings) as database:
+        issued = TenantStore(database, SystemClock()).issue_key(args.tenant)
+    if args.json:
+        _print_json(
+            {
+                "tenant_id": issued.tenant.tenant_id,
+                "tenant": issued.tenant.name,
+                "api_key": issued.api_key,
+                "key_prefix": issued.key_prefix,
+                "webhook_secret": issued.signing_secret,
+            }
+        )
+    else:
+        print(f"tenant          {issued.tenant.name} ({issued.tenant.tenant_id})")
+        print(f"api key         {issued.api_key}")
+        print(f"webhook secret  {issued.signing_secret}")
+        console.print(f"Keep the key now: only its hash is stored (shown later as {issued.key_prefix}...).")
+    return 0
 
 
 def _matte(args: argparse.Namespace, settings: Settings, console: Console) -> int:

@@ -1,0 +1,104 @@
+"""How far along an execution is, from its journal: a pure estimate for the status endpoint.
+
+The unit of work is one Task state (one stage run). The top-level states on the main path (StartAt,
+then each ``Next``) are weighed by the Task states they will run: a Task 1, a Parallel the Tasks of
+its branches, a Map the Tasks of its item processor times the number of items (read from the
+recorded output of the state before it, through the Map's ``ItemsPath``; 1 while unknown), any other
+state 0. A recorded top-level state counts in full; the one running counts its recorded inner Tasks.
+The ETA extrapolates the elapsed time at the rate so far. Both are estimates, not promises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shared.asl.paths import select
+from shared.storage.tasks import TransitionRecord
+
+_MAX_RUNNING_PROGRESS = 0.99
+
+
+@dataclass(frozen=True)
+class Progress:
+    fraction: float  # 0..1
+    eta_seconds: float | None = None
+
+
+def _tasks_in(definition: dict[str, Any]) -> int:
+    """The Task states one run of a (sub-)machine visits at most once each."""
+    count = 0
+    for state in definition.get("States", {}).values():
+        kind = state.get("Type")
+        if kind == "Task":
+            count += 1
+        elif kind == "Parallel":
+            count += sum(_tasks_in(branch) for branch in state.get("Branches", []))
+        elif kind == "Map":
+            count += _tasks_in(state.get("ItemProcessor") or state.get("Iterator") or {})
+    return count
+
+
+def _main_path(definition: dict[str, Any]) -> list[str]:
+    """Top-level state names from StartAt along ``Next`` (a Choice ends the walk: its path is unknown)."""
+    states = definition.get("States", {})
+    path: list[str] = []
+    name = definition.get("StartAt")
+    while isinstance(name, str) and name in states and name not in path:
+        path.append(name)
+        name = states[name].get("Next")
+    return path
+
+
+def _map_items(state: dict[str, Any], previous_output: Any) -> int | None:
+    try:
+        data = select(state.get("InputPath") or "$", previous_output)
+        items = select(state.get("ItemsPath") or "$", data)
+    except Exception:  # a path that does not apply (yet): the item count is unknown
+        return None
+    return len(items) if isinstance(items, list) else None
+
+
+def estimate_progress(
+    definition: dict[str, Any], transitions: Sequence[TransitionRecord], *, elapsed_seconds: float | None = None
+) -> Progress:
+    """The fraction of the main path's Task work recorded in ``transitions`` (at most 0.99), and an ETA.
+
+    ``elapsed_seconds``: how long the execution has been running; without it there is no ETA.
+    """
+    states = definition.get("States", {})
+    top_level = {t.state_name: t for t in transitions if "/" not in t.position}
+    inner_tasks: dict[str, int] = {}
+    for t in transitions:
+        if "/" in t.position and t.state_type == "Task":
+            owner = t.position.split("#", 1)[0]
+            inner_tasks[owner] = inner_tasks.get(owner, 0) + 1
+
+    total = done = 0.0
+    previous_output: Any = None
+    for name in _main_path(definition):
+        state = states[name]
+        kind = state.get("Type")
+        if kind == "Task":
+            weight = 1.0
+        elif kind == "Parallel":
+            weight = float(sum(_tasks_in(branch) for branch in state.get("Branches", [])))
+        elif kind == "Map":
+            per_item = _tasks_in(state.get("ItemProcessor") or state.get("Iterator") or {})
+            weight = float(per_item * (_map_items(state, previous_output) or 1))
+        else:
+            weight = 0.0
+        total += weight
+        if name in top_level:
+            done += weight
+            previous_output = top_level[name].output
+        else:
+            done += min(weight, float(inner_tasks.get(name, 0)))
+    if total <= 0:
+        return Progress(0.0)
+    fraction = min(_MAX_RUNNING_PROGRESS, done / total)
+    eta = None
+    if elapsed_seconds is not None and fraction >= 0.05:
+        eta = round(elapsed_seconds * (1 - fraction) / fraction, 1)
+    return Progress(round(fraction, 4), eta)

@@ -1,0 +1,100 @@
+"""A real ``vidluxe serve`` (LocalService: uvicorn on a free loopback port, the runner, webhook delivery)
+on SQLite or PostgreSQL, an API key for it, and a short real clip to upload.
+
+PostgreSQL runs in a fresh schema (through the DSN's search_path), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.cli.serve import LocalService
+from shared.media.ffmpeg import ffmpeg_exe
+from shared.settings import Settings
+from shared.settings_service import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "samples" / "talking_head.mp4"
+POSTGRES_URL = os.environ.get("VIDLUXE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 1.5 seconds of the shipped sample (a real phone-style clip), stream-copied."""
+    out = tmp_path_factory.mktemp("clips") / "clip.mp4"
+    subprocess.run(
+        [ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(SAMPLE), "-t", "1.5", "-c:v", "copy", "-an", str(out)],
+        check=True,
+    )
+    return out
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    home = tmp_path / "home"
+    if request.param == "sqlite":
+        yield Settings(home=home, task_store="sqlite", max_workers=2)
+        return
+    import psycopg
+
+    schema = f"test_api_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("VIDLUXE_TEST_SKIP_SERVICES") == "1":
+            pytest.skip(f"PostgreSQL not reachable: {exc}")
+        raise
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+            yield Settings(home=home, task_store="postgres", database_url=url, max_workers=2)
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+ServiceFactory = Callable[..., LocalService]
+
+
+@pytest.fixture
+def start_service(settings: Settings) -> Iterator[ServiceFactory]:
+    """Start a LocalService with service settings overridden by keyword (closed after the test)."""
+    started: list[LocalService] = []
+
+    def start(**overrides: Any) -> LocalService:
+        values: dict[str, Any] = {"webhooks_allow_private": True, "runner_workers": 1, **overrides}
+        service = LocalService(settings, ServiceSettings(**values), port=0)
+        service.__enter__()
+        started.append(service)
+        service.start_in_thread()
+        return service
+
+    yield start
+    for service in started:
+        service.close()
+
+
+@pytest.fixture
+def service(start_service: ServiceFactory) -> LocalService:
+    return start_service()
+
+
+def issue_key(service: LocalService, tenant: str = "acme") -> str:
+    assert service.services is not None
+    return service.services.tenants.issue_key(tenant).api_key
+
+
+@pytest.fixture
+def client(service: LocalService) -> Iterator[httpx.Client]:
+    """An httpx client on the service, authenticated as tenant "acme"."""
+    headers = {"Authorization": f"Bearer {issue_key(service)}"}
+    with httpx.Client(base_url=service.base_url, headers=headers, timeout=30) as http:
+        yield http
