@@ -125,10 +125,11 @@ def install_error_handlers(app: FastAPI, *, union_tags: frozenset[str] = frozens
         if not isinstance(exc, RequestValidationError):  # pragma: no cover
             raise exc
         errors = exc.errors()
-        first = errors[0] if errors else {"loc": (), "msg": "Invalid request."}
+        first: dict[str, Any] = dict(errors[0]) if errors else {"loc": (), "msg": "Invalid request."}
         loc = list(first.get("loc", ()))
         if first.get("type") in ("union_tag_invalid", "union_tag_not_found"):
-            tag = str(first.get("ctx", {}).get("discriminator", "")).strip("'")
+            context: dict[str, Any] = first.get("ctx") or {}
+            tag = str(context.get("discriminator", "")).strip("'")
             loc.append(tag)  # the tag itself is the field at fault
         field = _field_of(loc, union_tags)
         message = str(first.get("msg", "Invalid request."))
