@@ -133,7 +133,8 @@ def test_upload_and_forget_end_to_end(
     wait_for(lambda: any(b"task.completed" in body for _, body in receiver.deliveries), "task.completed", 30)
     events = receiver.events(secret)
     types = [event["type"] for event in events]
-    assert {"task.created", "task.started"} <= set(types) and types.count("task.completed") == 1  # concurrent: any order
+    # delivered concurrently: in any order
+    assert {"task.created", "task.started"} <= set(types) and types.count("task.completed") == 1
     assert "task.stage_completed" in types
     completed = next(event for event in events if event["type"] == "task.completed")
     assert completed["data"]["task_id"] == task_id and completed["data"]["metadata"] == {"order": "A-1"}
