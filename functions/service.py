@@ -1,0 +1,44 @@
+"""The service's stores for the API and upload-trigger Lambdas, built once per container from VIDLUXE_*.
+
+On AWS the object store is S3 (presigned POST uploads, the S3 event starts the task) and executions run
+on Step Functions (``VIDLUXE_STATE_MACHINE_ARNS``), named by the task id. Events go to the webhook
+outbox in the same database; the delivery worker runs elsewhere (it needs a long-running process).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from shared.clock import SystemClock
+from shared.service.executions import StepFunctionsExecutions
+from shared.service.services import Services
+from shared.settings import Settings
+from shared.settings_service import ServiceSettings
+from shared.storage.factory import build_database
+from web_hooks.outbox import WebhookOutbox
+from web_hooks.urls import validate_webhook_url
+
+
+@cache
+def cloud_services() -> Services:
+    """Raises ConfigurationError for incomplete settings, the database driver's errors."""
+    settings, service_settings = Settings(), ServiceSettings()
+    clock = SystemClock()
+    database = build_database(settings, pool_size=2)
+    allow_private = service_settings.webhooks_allow_private
+    services = Services.build(
+        settings,
+        service_settings,
+        base_url=service_settings.public_url or "",
+        clock=clock,
+        database=database,
+        events=WebhookOutbox(database, clock),
+        check_webhook_url=lambda url: validate_webhook_url(url, allow_private=allow_private),
+    )
+    if service_settings.state_machine_arns:
+        import boto3
+
+        services.videos.executions = StepFunctionsExecutions(
+            boto3.client("stepfunctions"), service_settings.state_machine_arns
+        )
+    return services
