@@ -1,0 +1,128 @@
+"""The service's small parts: the progress estimate (pure), local URL signatures, ``vidluxe keys
+create``, and the runner picking up unfinished tasks when the server starts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+import state_machines
+from shared.cli import main
+from shared.cli.serve import LocalService
+from shared.errors import PermissionDeniedError
+from shared.service.progress import estimate_progress
+from shared.settings import Settings
+from shared.settings_service import ServiceSettings
+from shared.storage.presign import LocalPresigner, UrlSigner
+from shared.storage.tasks import TaskRecord, TaskStatus, TransitionRecord
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ENHANCE = state_machines.definition("enhance")
+CHUNKS_3 = {"probe": {"Payload": {"chunks": [{}, {}, {}]}}}
+
+
+def _t(position: str, state_type: str = "Task", output: Any = None) -> TransitionRecord:
+    return TransitionRecord(
+        task_id="t", position=position, state_name=position.rsplit("/", 1)[-1].split("#")[0],
+        state_type=state_type, output=output, recorded_at=T0,
+    )
+
+
+# Enhance's Task work: Probe 1, Prepare 4 (LearnStyle, GenerateAssets, PlanComposition, Matte),
+# Chunks 2 per chunk (Matte, RenderChunk), Assemble 1, Finalize 1: with 3 chunks, 13 in all.
+@pytest.mark.parametrize(
+    ("transitions", "expected"),
+    [
+        ([], 0.0),
+        ([_t("Probe#1")], 1 / 9),  # chunk count not known yet: the Map counts as one item
+        ([_t("Probe#1"), _t("Job#1", "Pass", CHUNKS_3)], 1 / 13),
+        ([_t("Probe#1"), _t("Job#1", "Pass", CHUNKS_3), _t("Prepare#1/b0/LearnStyle#1"),
+          _t("Prepare#1/b1/Matte#1")], 3 / 13),
+        ([_t("Probe#1"), _t("Job#1", "Pass", CHUNKS_3), _t("Prepare#1", "Parallel", CHUNKS_3),
+          _t("Chunks#1/i0/Matte#1"), _t("Chunks#1/i0/RenderChunk#1")], 7 / 13),
+        ([_t("Probe#1"), _t("Job#1", "Pass", CHUNKS_3), _t("Prepare#1", "Parallel", CHUNKS_3),
+          _t("Chunks#1", "Map"), _t("Assemble#1"), _t("Finalize#1")], 0.99),  # never 1 before it succeeded
+    ],
+)
+def test_progress_counts_the_task_work_recorded(transitions: list[TransitionRecord], expected: float) -> None:
+    assert estimate_progress(ENHANCE, transitions).fraction == pytest.approx(expected, abs=1e-4)
+
+
+def test_eta_extrapolates_the_rate_so_far() -> None:
+    transitions = [_t("Probe#1"), _t("Job#1", "Pass", CHUNKS_3), _t("Prepare#1", "Parallel", CHUNKS_3),
+                   _t("Chunks#1/i0/Matte#1"), _t("Chunks#1/i0/RenderChunk#1")]
+    progress = estimate_progress(ENHANCE, transitions, elapsed_seconds=70.0)
+    assert progress.eta_seconds == pytest.approx(70 * (6 / 13) / (7 / 13), abs=0.1)
+    assert estimate_progress(ENHANCE, [], elapsed_seconds=5.0).eta_seconds is None
+
+
+def test_local_signatures_cover_method_key_expiry_type_and_size() -> None:
+    signer = UrlSigner(b"k" * 32)
+    expires = int((T0 + timedelta(minutes=15)).timestamp())
+    good = signer.sign("PUT", "uploads/tsk_1/source.mp4", expires, content_type="video/mp4", max_bytes=100)
+    signer.verify(good, "PUT", "uploads/tsk_1/source.mp4", expires, now=T0, content_type="video/mp4", max_bytes=100)
+    for changed in (
+        {"method": "GET"}, {"key": "uploads/tsk_2/source.mp4"}, {"expires": expires + 1},
+        {"content_type": "video/webm"}, {"max_bytes": 101},
+    ):
+        values: dict[str, Any] = {"method": "PUT", "key": "uploads/tsk_1/source.mp4", "expires": expires,
+                                  "content_type": "video/mp4", "max_bytes": 100, **changed}
+        with pytest.raises(PermissionDeniedError) as caught:
+            signer.verify(good, values.pop("method"), values.pop("key"), values.pop("expires"), now=T0, **values)
+        assert caught.value.code == "BAD_SIGNATURE"
+    with pytest.raises(PermissionDeniedError) as late:
+        signer.verify(good, "PUT", "uploads/tsk_1/source.mp4", expires, now=T0 + timedelta(minutes=15),
+                      content_type="video/mp4", max_bytes=100)
+    assert late.value.code == "URL_EXPIRED"
+    with pytest.raises(ValueError):
+        UrlSigner(b"short")
+    target = LocalPresigner(signer, "http://127.0.0.1:8000/").upload(
+        "uploads/tsk_1/source.mp4", content_type="video/mp4", max_bytes=100, expires_at=T0
+    )
+    assert target.url.startswith("http://127.0.0.1:8000/v1/uploads/uploads/tsk_1/source.mp4?expires=")
+
+
+def test_keys_create_prints_the_key_and_secret_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VIDLUXE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VIDLUXE_TASK_STORE", "sqlite")
+    monkeypatch.setattr(structlog, "configure", lambda **kwargs: None)  # keep logging off capsys's stream
+    assert main(["keys", "create", "--tenant", "acme", "--json"]) == 0
+    issued = json.loads(capsys.readouterr().out)
+    assert issued["api_key"].startswith("vlx_") and issued["webhook_secret"].startswith("whsec_")
+    assert issued["key_prefix"] == issued["api_key"][:12] and issued["tenant"] == "acme"
+    assert main(["keys", "create", "--tenant", "acme"]) == 0
+    text = capsys.readouterr().out
+    assert issued["tenant_id"] in text and issued["webhook_secret"] in text and issued["api_key"] not in text
+    database = (tmp_path / "home" / "tasks.sqlite3").read_bytes()
+    assert issued["api_key"].encode() not in database  # only its hash is kept
+
+
+def test_serve_picks_up_unfinished_tasks_on_start(tmp_path: Path) -> None:
+    """A task left queued (the server stopped after its upload) runs when the server starts again."""
+    settings = Settings(home=tmp_path / "home", task_store="sqlite", max_workers=1)
+    service_settings = ServiceSettings(runner_workers=1, webhooks_allow_private=True)
+    with LocalService(settings, service_settings, port=0, deliver_webhooks=False) as first:
+        assert first.services is not None and first.runner is not None
+        first.runner.shutdown()  # as if the server stopped right after the upload landed
+        first.services.runtime.objects.put_bytes("tasks/tsk_left/input/source.mp4", b"not a video at all")
+        now = first.services.runtime.clock.now()
+        first.services.runtime.tasks.create_task(TaskRecord(
+            task_id="tsk_left", pipeline="enhance", status=TaskStatus.PENDING, created_at=now, updated_at=now,
+            input={"source_key": "tasks/tsk_left/input/source.mp4", "source_name": "upload.mp4", "preset": None,
+                   "title": None, "subtitle": None, "quotes": [], "output": {"width": 360, "height": 640, "fps": 30},
+                   "grade": None, "grade_intensity": 0.6, "person_scale": 0.88, "matte_scale": 0.5,
+                   "square": False, "gif": False, "max_duration_seconds": 600.0, "keyframe_interval": 5,
+                   "chunk_seconds": 5.0, "reference_key": None, "delivery": {}},
+        ))
+    with LocalService(settings, service_settings, port=0, deliver_webhooks=False) as second:
+        assert second.runner is not None and second.services is not None
+        second.runner.wait("tsk_left", timeout=60)
+        task = second.services.runtime.tasks.get_task("tsk_left")
+    assert task.status == TaskStatus.FAILED and task.error_code == "INPUT_NOT_VIDEO", task
