@@ -126,3 +126,23 @@ def test_serve_picks_up_unfinished_tasks_on_start(tmp_path: Path) -> None:
         second.runner.wait("tsk_left", timeout=60)
         task = second.services.runtime.tasks.get_task("tsk_left")
     assert task.status == TaskStatus.FAILED and task.error_code == "INPUT_NOT_VIDEO", task
+
+
+def test_responses_do_not_wait_for_delayed_acks(service: LocalService) -> None:
+    """Regression: the listening socket was made with proto 0, so asyncio left TCP_NODELAY off and every
+    response with a body (headers and body are two writes) took ~40 ms on loopback."""
+    import http.client
+    import statistics
+    import time
+
+    host, port = service.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    timings = []
+    for _ in range(30):
+        started = time.perf_counter()
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        assert response.read() == b'{"status":"ok"}'
+        timings.append(time.perf_counter() - started)
+    connection.close()
+    assert statistics.median(timings[5:]) < 0.02, timings
