@@ -1,7 +1,9 @@
 """A size limit on request bodies, as ASGI middleware (uploads have their own, signed, limit).
 
-A declared ``Content-Length`` over the limit is refused before the body is read; a body sent without
-one (chunked) is counted as it arrives and refused once it passes the limit.
+A declared ``Content-Length`` over the limit is refused before the body is read. Otherwise the body
+(small by definition: the limit is tens of KB) is read here first, counting; past the limit the answer
+is a 413 at once, else the app gets the same body replayed. Refusing here, not inside the app, keeps
+the 413: FastAPI turns any error raised while it reads a JSON body into a 400.
 """
 
 from __future__ import annotations
@@ -24,24 +26,29 @@ class BodySizeLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self._max:
-            response = error_response(
-                413, PayloadTooLargeError.code, f"The request body is {declared} bytes; the limit is {self._max}."
-            )
-            await response(scope, receive, send)
+            await self._refuse(scope, receive, send, f"The request body is {declared} bytes; the limit is {self._max}.")
             return
-        seen = 0
-        limit = self._max
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        messages: list[Message] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise PayloadTooLargeError(f"The request body is over the limit of {limit} bytes.")
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away: let the app see it
+            size += len(message.get("body", b""))
+            if size > self._max:
+                await self._refuse(scope, receive, send, f"The request body is over the limit of {self._max} bytes.")
+                return
+            if not message.get("more_body", False):
+                break
 
-        await self._app(scope, counting_receive, send)
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self._app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, message: str) -> None:
+        await error_response(413, PayloadTooLargeError.code, message)(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -249,6 +249,15 @@ def test_every_error_has_the_one_shape(client: httpx.Client) -> None:
            422, "VALIDATION_ERROR")
     _error(client.post("/v1/videos", json=_enhance(metadata={"k": "v" * 70_000})), 413, "PAYLOAD_TOO_LARGE")
 
+    def chunked() -> Any:  # no Content-Length: counted as it arrives
+        yield b'{"pipeline": "enhance", "metadata": {"k": "'
+        for _ in range(80):
+            yield b"v" * 1000
+        yield b'"}}'
+
+    response = client.post("/v1/videos", content=chunked(), headers={"Content-Type": "application/json"})
+    _error(response, 413, "PAYLOAD_TOO_LARGE")
+
 
 def test_cors_preflight_for_the_configured_origin(start_service: ServiceFactory) -> None:
     service = start_service(cors_origins=["https://app.example.com"])
