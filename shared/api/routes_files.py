@@ -28,6 +28,8 @@ from shared.storage.presign import DOWNLOAD_ROUTE, UPLOAD_ROUTE, UrlSigner
 
 router = APIRouter(tags=["files"])
 
+_WRITE_BATCH = 1024 * 1024
+
 _SIGNED_URL_ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorDocument, "description": description}
     for status, description in (
@@ -66,13 +68,19 @@ async def upload(
     await run_in_threadpool(services.videos.check_upload_open, key)
     fd, path = store.staging_file()
     size = 0
+    pending = bytearray()  # at most _WRITE_BATCH bytes in memory; disk writes off the event loop
     try:
         with os.fdopen(fd, "wb") as out:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > max_bytes:
                     raise PayloadTooLargeError(f"The file is over this upload's limit of {max_bytes} bytes.")
-                out.write(chunk)
+                pending += chunk
+                if len(pending) >= _WRITE_BATCH:
+                    await run_in_threadpool(out.write, bytes(pending))
+                    pending.clear()
+            if pending:
+                await run_in_threadpool(out.write, bytes(pending))
         if size == 0:
             raise InvalidInputError("The upload is empty.", code="EMPTY_UPLOAD")
         await run_in_threadpool(store.move_in, key, path)  # emits the object-created event

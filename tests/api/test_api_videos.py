@@ -276,3 +276,23 @@ def test_cors_preflight_for_the_configured_origin(start_service: ServiceFactory)
     assert "etag" in response.headers.get("access-control-expose-headers", "").lower()
     other = httpx.get(f"{service.base_url}/healthz", headers={"Origin": "https://evil.example.com"})
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_large_upload_streams_to_the_store_intact(client: httpx.Client, service: LocalService) -> None:
+    import hashlib
+    import os
+
+    data = os.urandom(6 * 1024 * 1024 + 123)
+    created = client.post("/v1/videos", json=_enhance()).json()
+    upload = created["upload"]
+
+    def chunks() -> Any:
+        for start in range(0, len(data), 100_000):
+            yield data[start : start + 100_000]
+
+    response = httpx.put(upload["url"], content=chunks(), headers=upload["headers"], timeout=60)
+    assert response.status_code == 201 and response.json()["size"] == len(data)
+    assert service.services is not None
+    key = response.json()["key"]
+    assert hashlib.sha256(service.services.runtime.objects.get_bytes(key)).digest() == hashlib.sha256(data).digest()
+    assert client.get(f"/v1/videos/{created['task_id']}").json()["status"] != "awaiting_upload"  # the event fired
