@@ -26,15 +26,17 @@ def cloud_services() -> Services:
     clock = SystemClock()
     database = build_database(settings, pool_size=2)
     allow_private = service_settings.webhooks_allow_private
+    outbox = WebhookOutbox(database, clock)
     services = Services.build(
         settings,
         service_settings,
         base_url=service_settings.public_url or "",
         clock=clock,
         database=database,
-        events=WebhookOutbox(database, clock),
+        events=outbox,
         check_webhook_url=lambda url: validate_webhook_url(url, allow_private=allow_private),
     )
+    services.extras["webhook_outbox"] = outbox  # for the deliveries listing's router
     if service_settings.state_machine_arns:
         import boto3
 

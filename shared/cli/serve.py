@@ -111,6 +111,7 @@ class LocalService:
             check_webhook_url=lambda url: validate_webhook_url(url, allow_private=allow_private),
         )
         self.services = services
+        services.extras["webhook_outbox"] = self.outbox  # for the deliveries listing's router
         videos = services.videos
         self.runner = LocalRunner(
             services.runtime,
