@@ -68,8 +68,14 @@ def run_ffmpeg(
     cancelled: threading.Event | None = None,
     progress: Callable[[float], None] | None = None,
     duration_seconds: float | None = None,
+    feed: Callable[[IO[bytes]], None] | None = None,
 ) -> None:
     """Run ``ffmpeg -nostdin -hide_banner -loglevel error *args`` and wait for it.
+
+    With ``feed``, ffmpeg's stdin is a pipe (for an input ``-i pipe:0``) and ``feed(stdin)`` writes it
+    from a thread; the pipe is closed when ``feed`` returns. If ``feed`` raises, ffmpeg is stopped and
+    that error is raised (it is the cause; ffmpeg would only see its input end early), unless it is the
+    broken pipe of an ffmpeg that exited first.
 
     With ``progress`` and ``duration_seconds``, ffmpeg reports its position (``-progress pipe:1``) and
     ``progress`` is called with the fraction of ``duration_seconds`` written so far.
@@ -83,13 +89,14 @@ def run_ffmpeg(
     ConfigurationError (code FFMPEG_NOT_FOUND) when there is no binary to run.
     """
     report = progress is not None and duration_seconds is not None and duration_seconds > 0
-    command = [ffmpeg_exe(), *BASE_ARGS, *(["-progress", "pipe:1", "-nostats"] if report else []), *args]
+    base = BASE_ARGS if feed is None else tuple(arg for arg in BASE_ARGS if arg != "-nostdin")
+    command = [ffmpeg_exe(), *base, *(["-progress", "pipe:1", "-nostats"] if report else []), *args]
     if cancelled is not None and cancelled.is_set():
         raise MediaError("Cancelled before ffmpeg started.", code="FFMPEG_CANCELLED")
     try:
         process = subprocess.Popen(
             command,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if feed is None else subprocess.PIPE,
             stdout=subprocess.PIPE if report else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -106,16 +113,20 @@ def run_ffmpeg(
             target=_follow_progress, args=(process.stdout, progress, duration_seconds), daemon=True
         )
         watcher.start()
+    feeder = None if feed is None else _Feeder(feed, process)
 
     killed_because: str | None = None
     try:
-        status, cpu_seconds = _wait(process, timeout, cancelled)
+        status, cpu_seconds = _wait(process, timeout, cancelled, feeder)
     except BaseException:  # KeyboardInterrupt, or anything unexpected: never leave ffmpeg running
         _kill(process)
         _reap(process)
         raise
     if status is None:
-        killed_because = "cancelled" if cancelled is not None and cancelled.is_set() else "timeout"
+        if feeder is not None and feeder.error is not None:
+            killed_because = "feed"
+        else:
+            killed_because = "cancelled" if cancelled is not None and cancelled.is_set() else "timeout"
         _kill(process)
         status, cpu_seconds = _reap(process)
     reader.join(timeout=5)
@@ -125,6 +136,10 @@ def run_ffmpeg(
         process.stdout.close()
     if usage is not None:
         usage.cpu_seconds += cpu_seconds
+    if feeder is not None:
+        feeder.join()
+        if feeder.error is not None and not isinstance(feeder.error, BrokenPipeError):
+            raise feeder.error
 
     exit_code = os.waitstatus_to_exitcode(status)
     if killed_because == "cancelled":
@@ -157,16 +172,46 @@ def _follow_progress(stream: IO[bytes], progress: Callable[[float], None], durat
             progress(min(1.0, int(value) / 1e6 / duration_seconds))
 
 
+class _Feeder:
+    """Runs ``feed(stdin)`` on a thread, closes the pipe after it, and keeps what it raised."""
+
+    def __init__(self, feed: Callable[[IO[bytes]], None], process: subprocess.Popen[bytes]) -> None:
+        assert process.stdin is not None
+        self._stdin = process.stdin
+        self._feed = feed
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ffmpeg-feed", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._feed(self._stdin)
+        except BaseException as exc:  # handed to run_ffmpeg's thread
+            self.error = exc
+        finally:
+            with contextlib.suppress(OSError):  # broken pipe: ffmpeg has gone
+                self._stdin.close()
+
+    def join(self) -> None:
+        self._thread.join()
+
+
 def _wait(
-    process: subprocess.Popen[bytes], timeout: float | None, cancelled: threading.Event | None
+    process: subprocess.Popen[bytes],
+    timeout: float | None,
+    cancelled: threading.Event | None,
+    feeder: _Feeder | None = None,
 ) -> tuple[int | None, float]:
-    """Poll until the child exits (returns its wait status and CPU seconds) or must be stopped (None)."""
+    """Poll until the child exits (returns its wait status and CPU seconds) or must be stopped (None):
+    on timeout, cancellation, or a feed that failed."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         pid, status, rusage = os.wait4(process.pid, os.WNOHANG)
         if pid == process.pid:
             _mark_reaped(process, status)
             return status, rusage.ru_utime + rusage.ru_stime
+        if feeder is not None and feeder.error is not None and not isinstance(feeder.error, BrokenPipeError):
+            return None, 0.0
         if cancelled is not None and cancelled.is_set():
             return None, 0.0
         if deadline is not None and time.monotonic() >= deadline:

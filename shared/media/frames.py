@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Literal
 
 import numpy as np
@@ -12,21 +12,21 @@ from numpy.typing import NDArray
 from shared.errors import MediaError
 from shared.media.ffmpeg import BASE_ARGS, ffmpeg_exe
 
-PixelFormat = Literal["rgb24", "gray"]
-_CHANNELS = {"rgb24": 3, "gray": 1}
+PixelFormat = Literal["rgb24", "gray", "yuv420p"]
 
 
 def read_frames(
     decode_args: list[str], width: int, height: int, pix_fmt: PixelFormat = "rgb24"
-) -> Iterator[NDArray[np.uint8]]:
+) -> Generator[NDArray[np.uint8], None, None]:
     """Yield the frames ``ffmpeg <decode_args> -f rawvideo -pix_fmt <pix_fmt> pipe:1`` writes.
 
-    ``decode_args`` must make frames of exactly ``width`` x ``height``. Frames are [H, W, 3] for rgb24
-    and [H, W] for gray. Closing the generator early stops ffmpeg. Raises MediaError (FFMPEG_FAILED)
+    ``decode_args`` must make frames of exactly ``width`` x ``height``. Frames are [H, W, 3] for rgb24,
+    [H, W] for gray and [H * 3 / 2, W] for yuv420p (even sides; the I420 layout: Y, then U, then V; see
+    :func:`i420_planes`). Closing the generator early stops ffmpeg. Raises MediaError (FFMPEG_FAILED)
     when ffmpeg exits with an error.
     """
-    channels = _CHANNELS[pix_fmt]
-    size = width * height * channels
+    shape = {"rgb24": (height, width, 3), "gray": (height, width), "yuv420p": (height * 3 // 2, width)}[pix_fmt]
+    size = int(np.prod(shape))
     command = [ffmpeg_exe(), *BASE_ARGS, *decode_args, "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None and process.stderr is not None
@@ -36,8 +36,7 @@ def read_frames(
             data = process.stdout.read(size)
             if len(data) < size:
                 break
-            frame = np.frombuffer(data, dtype=np.uint8)
-            yield frame.reshape((height, width, channels)) if channels > 1 else frame.reshape((height, width))
+            yield np.frombuffer(data, dtype=np.uint8).reshape(shape)
         finished = True
     finally:
         if not finished:
@@ -48,3 +47,10 @@ def read_frames(
         code = process.wait()
     if finished and code != 0:
         raise MediaError(f"ffmpeg could not decode frames: {stderr.strip()[-500:]}", code="FFMPEG_FAILED")
+
+
+def i420_planes(frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]]:
+    """Views of the Y, U and V planes of a [H * 3 / 2, W] yuv420p frame from :func:`read_frames`."""
+    width, height = frame.shape[1], frame.shape[0] * 2 // 3
+    chroma = frame[height:].reshape(2, height // 2, width // 2)
+    return frame[:height], chroma[0], chroma[1]

@@ -238,6 +238,7 @@ def refine_alpha(mask: NDArray[Any], guide_rgb: U8) -> U8:
 
 
 Guide = tuple[F32, F32, F32]  # Y, U, V on the working grid, float32 0..1, each contiguous
+Planes = tuple[U8, U8, U8]  # Y, U, V of one frame as decoded (chroma at its own resolution)
 
 
 def _guide(y: U8, u: U8, v: U8) -> Guide:
@@ -688,6 +689,7 @@ class _Frame:
     gray: U8  # working grid luma, for optical flow
     model_rgb: Callable[[], U8]  # the model input (RGB at the model's size, upright); keyframes only
     full_range: bool = False  # Y, U, V in 0..255 (JPEG-style) rather than limited range
+    decoded: Planes | None = None  # the planes as decoded, when the matte is made at a smaller size
 
 
 @dataclass(frozen=True)
@@ -745,9 +747,14 @@ def matte_video(
     _check_options(keyframe_interval, output)
     started = time.perf_counter()
     source = _AvSource(src)
+    try:
+        sink = _file_sink(dst, output, source.size, source.rate)
+    except BaseException:
+        source.close()
+        raise
     return _matte_frames(
-        source, dst, keyframe_interval=keyframe_interval, output=output, progress=progress, cancelled=cancelled,
-        model=model, started=started,
+        source, sink, keyframe_interval=keyframe_interval, progress=progress, cancelled=cancelled, model=model,
+        started=started,
     )
 
 
@@ -778,17 +785,58 @@ def matte_stream(
     its last stderr lines; it wrote no frame; its last frame was cut short; or encoding failed).
     """
     _check_options(keyframe_interval, output)
-    if width < 2 or height < 2:
-        raise ValueError(f"width and height must be >= 2, got {width}x{height}")
+    rate = Fraction(fps).limit_denominator(10_000)
+    return matte_into(
+        decode_args, (width, height), fps, _file_sink(dst, output, (width, height), rate),
+        keyframe_interval=keyframe_interval, expected_frames=expected_frames, progress=progress,
+        cancelled=cancelled, model=model,
+    )
+
+
+def matte_into(
+    decode_args: list[str],
+    size: tuple[int, int],
+    fps: float,
+    sink: MatteSink,
+    *,
+    matte_size: tuple[int, int] | None = None,
+    keyframe_interval: int = 5,
+    expected_frames: int | None = None,
+    progress: Callable[[float], None] | None = None,
+    cancelled: threading.Event | None = None,
+    model: ModelChoice = "auto",
+) -> MatteStats:
+    """Matte the frames an ffmpeg command decodes (as :func:`matte_stream`) into ``sink``, which gets
+    each matte with its frame: how a renderer takes the person layer without a matte file between.
+
+    ``size`` (width, height) is the size ``decode_args`` produce; ``matte_size`` (default ``size``) the
+    size the matte is made at: each frame is area-shrunk to it (mattes are soft; half size costs a
+    quarter), while ``sink`` still gets the frame's planes at ``size``. Errors as :func:`matte_stream`;
+    on any failure ``sink.abort()`` has been called.
+    """
+    width, height = size
+    matte_size = matte_size or size
+    if min(width, height, *matte_size) < 2:
+        raise ValueError(f"sizes must be >= 2, got {width}x{height} (matte {matte_size[0]}x{matte_size[1]})")
     if not fps > 0:
         raise ValueError(f"fps must be > 0, not {fps}")
+    if keyframe_interval < 1:
+        raise ValueError(f"keyframe_interval must be >= 1, not {keyframe_interval}")
     started = time.perf_counter()
     rate = Fraction(fps).limit_denominator(10_000)
-    source = _PipeSource(decode_args, (width, height), rate, expected_frames or 0)
+    try:
+        source = _PipeSource(decode_args, size, rate, expected_frames or 0, matte_size=matte_size)
+    except BaseException:
+        sink.abort()
+        raise
     return _matte_frames(
-        source, dst, keyframe_interval=keyframe_interval, output=output, progress=progress, cancelled=cancelled,
-        model=model, started=started,
+        source, sink, keyframe_interval=keyframe_interval, progress=progress, cancelled=cancelled, model=model,
+        started=started,
     )
+
+
+def _file_sink(dst: Path, output: Literal["mp4", "png"], size: tuple[int, int], rate: Fraction) -> MatteSink:
+    return _FfmpegWriter(dst, size[0], size[1], rate) if output == "mp4" else _PngWriter(dst)
 
 
 def _check_options(keyframe_interval: int, output: str) -> None:
@@ -800,26 +848,22 @@ def _check_options(keyframe_interval: int, output: str) -> None:
 
 def _matte_frames(
     source: _FrameSource,
-    dst: Path,
+    sink: MatteSink,
     *,
     keyframe_interval: int,
-    output: Literal["mp4", "png"],
     progress: Callable[[float], None] | None,
     cancelled: threading.Event | None,
     model: ModelChoice,
     started: float,
 ) -> MatteStats:
-    """The matting loop shared by every frame source; closes ``source``."""
+    """The matting loop shared by every frame source; closes ``source``, aborts ``sink`` on failure."""
     with contextlib.ExitStack() as stack:
         stack.callback(source.close)
-        width, height = source.size
-        segmenter = stack.enter_context(PersonSegmenter(model))
-        writer: _MatteWriter = (
-            _FfmpegWriter(dst, width, height, source.rate) if output == "mp4" else _PngWriter(dst)
-        )
-        sink = _Output(writer)
+        output = _Output(sink)
         try:
-            matter = _VideoMatter(segmenter, source.size, keyframe_interval, sink)
+            width, height = source.size
+            segmenter = stack.enter_context(PersonSegmenter(model))
+            matter = _VideoMatter(segmenter, source.size, keyframe_interval, output)
             for frame in source.frames(matter.work, segmenter.input_size(width, height)):
                 if cancelled is not None and cancelled.is_set():
                     raise MediaError("Matting was stopped: the task was cancelled.", code="MATTING_CANCELLED")
@@ -827,18 +871,18 @@ def _matte_frames(
                 if progress is not None and source.expected and frame.index % keyframe_interval == 0:
                     progress(min(0.99, matter.emitted / source.expected))
             matter.flush()
-            sink.finish()
+            output.finish()
         except BaseException:
-            sink.abort()
+            output.abort()
             raise
     seconds = time.perf_counter() - started
     if progress is not None:
         progress(1.0)
     return MatteStats(
-        frames=sink.written,
+        frames=output.written,
         keyframes=matter.keyframes,
         seconds=seconds,
-        fps_processed=sink.written / seconds if seconds > 0 else 0.0,
+        fps_processed=output.written / seconds if seconds > 0 else 0.0,
     )
 
 
@@ -924,7 +968,7 @@ class _VideoMatter:
             weight = np.minimum(np.abs(difference) * np.float32(EMA_MOTION_GAIN) + np.float32(EMA_BASE_WEIGHT), 1.0)
             smoothed = self._smoothed + weight * difference
         self._smoothed = smoothed
-        self._output.submit(*_coefficients(frame.guide, smoothed), frame.y, frame.u, frame.v, self._still(frame))
+        self._output.submit(*_coefficients(frame.guide, smoothed), frame, self._still(frame))
         self.emitted += 1
 
     def _still(self, frame: _Frame) -> U8 | None:
@@ -1054,15 +1098,25 @@ class _PipeSource:
     """Frames an ffmpeg child decodes and writes to its stdout as raw yuv420p, already upright and sized.
 
     A reader thread keeps a few frames ahead (ffmpeg decodes and filters on its own cores meanwhile).
-    Each frame is read into its own buffer, and the planes are views of it. :meth:`close` kills the
-    child if it still runs; a non-zero exit is reported (MATTING_FAILED, with ffmpeg's last stderr lines)
-    after the last frame.
+    Each frame is read into its own buffer, and the planes are views of it. With a ``matte_size``
+    smaller than the decoded ``size``, the frames are matted at ``matte_size`` (``self.size``) and keep
+    their decoded planes for the sink. :meth:`close` kills the child if it still runs; a non-zero exit
+    is reported (MATTING_FAILED, with ffmpeg's last stderr lines) after the last frame.
     """
 
-    def __init__(self, decode_args: list[str], size: tuple[int, int], rate: Fraction, expected: int) -> None:
-        self.size = size
+    def __init__(
+        self,
+        decode_args: list[str],
+        size: tuple[int, int],
+        rate: Fraction,
+        expected: int,
+        *,
+        matte_size: tuple[int, int] | None = None,
+    ) -> None:
+        self.size = matte_size or size
         self.rate = rate
         self.expected = expected
+        self._decoded_size = size
         width, height = size
         chroma = ((width + 1) // 2, (height + 1) // 2)
         self._layout = (width * height, chroma[0] * chroma[1], chroma)
@@ -1090,7 +1144,9 @@ class _PipeSource:
 
     def frames(self, work: tuple[int, int], model: tuple[int, int]) -> Iterator[_Frame]:
         luma_size, chroma_size, (chroma_width, chroma_height) = self._layout
-        width, height = self.size
+        width, height = self._decoded_size
+        shrunk = self.size != self._decoded_size
+        matte_chroma = ((self.size[0] + 1) // 2, (self.size[1] + 1) // 2)
         count = 0
         while (item := self._buffers.get()) is not None:
             if isinstance(item, BaseException):
@@ -1098,8 +1154,13 @@ class _PipeSource:
             y = item[:luma_size].reshape(height, width)
             u = item[luma_size : luma_size + chroma_size].reshape(chroma_height, chroma_width)
             v = item[luma_size + chroma_size :].reshape(chroma_height, chroma_width)
+            decoded: Planes | None = None
+            if shrunk:
+                decoded = (y, u, v)
+                y, u, v = _shrink(y, self.size), _shrink(u, matte_chroma), _shrink(v, matte_chroma)
             small = [_shrink(plane, work) for plane in (y, u, v)]
-            yield _Frame(count, y, u, v, _guide(*small), small[0], functools.partial(_i420_to_rgb, y, u, v, model))
+            model_rgb = functools.partial(_i420_to_rgb, y, u, v, model)
+            yield _Frame(count, y, u, v, _guide(*small), small[0], model_rgb, decoded=decoded)
             count += 1
         status = self._process.wait()
         self._drainer.join(timeout=5)
@@ -1192,8 +1253,15 @@ def _i420_to_rgb(y: U8, u: U8, v: U8, size: tuple[int, int], *, full_range: bool
     return _u8(cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420))
 
 
-class _MatteWriter(Protocol):
-    def write(self, alpha: U8) -> None: ...
+class MatteSink(Protocol):
+    """Where finished mattes go, in frame order: a gray video, a PNG folder, or a renderer's person layer.
+
+    ``frame`` is the frame the matte belongs to, as decoded (for :func:`matte_into`: at the decode
+    size, which may be larger than the matte's). ``finish`` is called once after the last matte;
+    ``abort`` instead when matting fails or is cancelled: it removes what was written.
+    """
+
+    def write(self, alpha: U8, frame: Planes) -> None: ...
     def finish(self) -> None: ...
     def abort(self) -> None: ...
 
@@ -1209,7 +1277,7 @@ class _PngWriter:
         self._count = 0
         self._written: list[Path] = []
 
-    def write(self, alpha: U8) -> None:
+    def write(self, alpha: U8, frame: Planes) -> None:
         self._count += 1
         path = self._folder / f"{self._count:04d}.png"
         # level 1: mattes are mostly flat and compress well even at the fastest setting
@@ -1255,7 +1323,7 @@ class _FfmpegWriter:
         self._drainer = threading.Thread(target=_drain, args=(self._process.stderr, self._stderr), daemon=True)
         self._drainer.start()
 
-    def write(self, alpha: U8) -> None:
+    def write(self, alpha: U8, frame: Planes) -> None:
         try:
             self._stdin.write(np.ascontiguousarray(alpha).data)
         except OSError:  # ffmpeg died (BrokenPipeError): its stderr says why
@@ -1296,21 +1364,21 @@ class _Output:
     both cores busy. The queue is short, so at most a few frames wait here.
     """
 
-    def __init__(self, writer: _MatteWriter) -> None:
+    def __init__(self, writer: MatteSink) -> None:
         self._writer = writer
         self._apply = _Applier(temporal=True)
-        self._jobs: queue.Queue[tuple[F32, F32, U8, U8, U8, U8 | None] | None] = queue.Queue(maxsize=_WRITE_QUEUE)
+        self._jobs: queue.Queue[tuple[F32, F32, _Frame, U8 | None] | None] = queue.Queue(maxsize=_WRITE_QUEUE)
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="matte-output", daemon=True)
         self._thread.start()
         self.written = 0
 
-    def submit(self, luma: F32, chroma: F32, y: U8, u: U8, v: U8, still: U8 | None) -> None:
+    def submit(self, luma: F32, chroma: F32, frame: _Frame, still: U8 | None) -> None:
         while True:
             self._raise_if_failed()
             try:
-                self._jobs.put((luma, chroma, y, u, v, still), timeout=0.1)
+                self._jobs.put((luma, chroma, frame, still), timeout=0.1)
                 return
             except queue.Full:
                 continue
@@ -1338,7 +1406,9 @@ class _Output:
                     continue
                 if job is None:
                     return
-                self._writer.write(self._apply(*job))
+                luma, chroma, frame, still = job
+                alpha = self._apply(luma, chroma, frame.y, frame.u, frame.v, still)
+                self._writer.write(alpha, frame.decoded or (frame.y, frame.u, frame.v))
                 self.written += 1
         except BaseException as exc:  # handed to the producing thread
             self._error = exc
@@ -1357,10 +1427,13 @@ def _drain(stream: IO[bytes], tail: deque[str]) -> None:
 
 __all__ = [
     "MatteResult",
+    "MatteSink",
     "MatteStats",
     "PersonSegmenter",
+    "Planes",
     "matte_file",
     "matte_image",
+    "matte_into",
     "matte_rgb",
     "matte_stream",
     "matte_video",

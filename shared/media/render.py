@@ -1,19 +1,26 @@
 """The ffmpeg renderer: draws one chunk of a CompositionSpec in a single ffmpeg pass.
 
 :func:`plan_render_chunk` is pure: it turns the spec, a chunk index and local file paths into ffmpeg
-arguments. Stills (background, overlays, text cards) are prepared once (scaled, converted) and repeated
-in memory by the ``loop`` filter; only cheap per-frame work remains: a crop for the background drift,
-the person's alpha merge and overlays, and a lookup-table grade.
+arguments. The person layer comes in on ffmpeg's stdin as raw yuva420p frames of the person's box (see
+:mod:`shared.media.person`: decoded once, matted or paired with a stored matte, edges feathered).
+Stills (background, overlays, text cards) are prepared once (scaled, converted) and repeated in memory
+by the ``loop`` filter; only cheap per-frame work remains: a crop for the background drift, overlays
+and a lookup-table grade.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
+
+import numpy as np
+from numpy.typing import NDArray
 
 from shared.composition import CompositionSpec, Effects, TextLayer
 from shared.media.models import Chunk, MediaInfo
-from shared.media.normalize import fit_filter, hold_last_frame, plan_chunk_input
+from shared.media.normalize import fit_filter, hold_last_frame, plan_chunk_through
 
 ENCODER = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", "-profile:v", "high")
 
@@ -48,56 +55,102 @@ def grade_filter(effects: Effects, *, chroma_shift: tuple[float, float] = (0.0, 
     return f"lutyuv=y='{y}':u='{u}':v='{v}'"
 
 
-def person_chain(media: MediaInfo, chunk: Chunk, *, width: int, height: int, fps: int, scale: float) -> str:
-    """The filter chain that decodes the upload into the person layer (pure).
+@dataclass(frozen=True)
+class Box:
+    """Where the person layer sits in the frame: its top-left corner and its (even) size, in pixels."""
 
-    The upload is fitted upright into a ``scale`` share of the frame, anchored bottom-centre, and padded
-    to the full frame: headroom for the title, and the person stands on the frame's lower edge. The
-    matte stage and the renderer use this same chain, so mattes and frames line up pixel for pixel. The
-    chunk's last picture is held if the video ends a frame or two before its container does.
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+
+def person_box(width: int, height: int, scale: float) -> Box:
+    """The person's box in a ``width`` x ``height`` frame: a ``scale`` share of it, bottom-centre.
+
+    Headroom for the title above, and the person stands on the frame's lower edge. Sides are multiples
+    of 4, so a half-size matte is an exact 2:1 reduction of the layer, chroma included (OpenCV's area
+    filter is several times faster at exactly 1/2).
     """
-    box_w, box_h = even(width * scale), even(height * scale)
-    chain = fit_filter(media, width=box_w, height=box_h, fps=fps)
-    if (box_w, box_h) != (width, height):
-        chain += f",pad={width}:{height}:{(width - box_w) // 2}:{height - box_h}:black"
-    return f"{chain},{hold_last_frame(chunk)}"
+    if scale >= 1.0:
+        return Box(0, 0, width, height)
+    box_w, box_h = (max(4, min(side, round(side * scale / 4) * 4)) for side in (width, height))
+    return Box((width - box_w) // 2, height - box_h, box_w, box_h)
+
+
+def person_chain(media: MediaInfo, chunk: Chunk, *, size: tuple[int, int], fps: int) -> str:
+    """The filter chain that decodes the upload into the person layer at ``size`` (pure).
+
+    The upload is fitted upright (cover, centred) into ``size``: the person's box or a scaled copy of it
+    (the matte's size). The matte stage, the renderer and the QA use this chain, so mattes and frames line
+    up pixel for pixel. The chunk's last picture is held if the video ends a frame or two before its
+    container does.
+    """
+    return f"{fit_filter(media, width=size[0], height=size[1], fps=fps)},{hold_last_frame(chunk)}"
+
+
+def edge_feather(box: Box, frame: tuple[int, int], size: tuple[int, int]) -> NDArray[np.uint8] | None:
+    """A 0..255 ramp over the person layer at ``size`` (the box, or the matte's smaller copy of it) that
+    fades the alpha out along the box's sides and top where they lie inside the ``frame``; None when the
+    box fills the frame.
+
+    A fitted upload ends in straight edges (a shoulder cut by the frame of the phone video); fading the
+    alpha over 4% of the frame's width there hides the cut. The bottom edge is the frame's own.
+    """
+    if box.size == frame:
+        return None
+    feather = max(2.0, 0.04 * frame[0])
+    width, height = size
+    # centres of the layer's pixels, in box pixels
+    xs = (np.arange(width, dtype=np.float32) + 0.5) * (box.width / width)
+    ys = (np.arange(height, dtype=np.float32) + 0.5) * (box.height / height)
+    across = np.minimum(xs, box.width - xs) / feather
+    down = ys / feather
+    ramp = np.clip(np.minimum(across[None, :], down[:, None]), 0.0, 1.0)
+    return cast(NDArray[np.uint8], np.round(ramp * 255).astype(np.uint8))
+
+
+def plan_person_decode(spec: CompositionSpec, index: int, source: Path, size: tuple[int, int]) -> list[str]:
+    """ffmpeg input and filter arguments decoding chunk ``index`` of the upload into the person layer
+    at ``size`` (the box, or the matte's size), for a raw-frame pipe (pure)."""
+    chunk, person = spec.chunks[index], spec.person
+    chain = person_chain(person.media, chunk, size=size, fps=spec.fps)
+    return plan_chunk_through(person.media, source, chain=chain, fps=spec.fps, chunk=chunk, hints=person.hints)
 
 
 def plan_render_chunk(
     spec: CompositionSpec,
     index: int,
     files: Mapping[str, Path],
-    matte: Path,
     out: Path,
     *,
     person_chroma_shift: tuple[float, float] = (0.0, 0.0),
 ) -> list[str]:
     """ffmpeg arguments rendering chunk ``index`` of ``spec`` to ``out`` (video only, no audio).
 
-    ``files`` maps every object key the spec names to a local path; ``matte`` is the chunk's grayscale
-    matte video (any size: it is scaled to the frame). Raises KeyError for a missing file and IndexError
-    for a chunk the spec does not have.
+    The person layer is read from stdin: raw yuva420p frames of :func:`person_box`'s size at the spec's
+    frame rate. ``files`` maps every other object key the spec names to a local path. Raises KeyError
+    for a missing file and IndexError for a chunk the spec does not have.
     """
     chunk = spec.chunks[index]
     fps, width, height = spec.fps, spec.width, spec.height
     t0 = chunk.start_frame / fps
     still = f"loop=loop=-1:size=1:start=0,setpts=N/{fps}/TB"
-    media = spec.person.media
-    if media.video is None:
-        raise ValueError("the spec's person layer has no video stream")
+    box = person_box(width, height, spec.person.scale)
 
-    args = [*plan_chunk_input(media, files[spec.person.source_key], fps=fps, chunk=chunk, hints=spec.person.hints)]
-    args += ["-i", str(matte), "-i", str(files[spec.background.key])]
+    args = ["-f", "rawvideo", "-pix_fmt", "yuva420p", "-s", f"{box.width}x{box.height}", "-framerate", str(fps),
+            "-i", "pipe:0", "-i", str(files[spec.background.key])]
     person_grade = grade_filter(Effects(grade="none"), chroma_shift=_scaled(person_chroma_shift, spec))
-    person = person_chain(media, chunk, width=width, height=height, fps=fps, scale=spec.person.scale)
     graph = [
-        f"[0:{media.video.index}]{person}" + (f",{person_grade}" if person_grade else "") + "[src]",
-        *_alpha_chain(spec, "[1:v]", "[alpha]"),
-        "[src][alpha]alphamerge[person]",
-        f"[2:v]{_background_chain(spec, t0)}[bg]",
-        "[bg][person]overlay=0:0:format=yuv420:shortest=1[l0]",
+        f"[0:v]{person_grade or 'null'}[person]",
+        f"[1:v]{_background_chain(spec, t0)}[bg]",
+        f"[bg][person]overlay={box.x}:{box.y}:format=yuv420:shortest=1[l0]",
     ]
-    last, stream = "l0", 3
+    last, stream = "l0", 2
     for overlay in spec.overlays:
         args += ["-i", str(files[overlay.key])]
         fade = f",colorchannelmixer=aa={overlay.opacity:.3f}" if overlay.opacity < 1 else ""
@@ -145,28 +198,6 @@ def plan_assemble(concat_list: Path, media_source: Path | None, audio_index: int
 def concat_list_text(chunk_files: list[Path]) -> str:
     """The concat demuxer's list file for ``chunk_files``, with paths quoted as the demuxer requires."""
     return "".join("file '" + str(path).replace("'", "'\\''") + "'\n" for path in chunk_files)
-
-
-def _alpha_chain(spec: CompositionSpec, source: str, label: str) -> list[str]:
-    """The matte as the person's alpha, feathered along the sides and top of the person's box.
-
-    A fitted upload ends in straight edges (a shoulder cut by the frame of the phone video); fading the
-    alpha over a few percent of the width there hides the cut. The ramp is drawn once and looped.
-    """
-    width, height, scale = spec.width, spec.height, spec.person.scale
-    matte = f"{source}format=gray,scale={width}:{height}:flags=bicubic"  # mattes may be made at a lower size
-    if scale >= 1.0:
-        return [f"{matte}{label}"]
-    box_w, box_h = even(width * scale), even(height * scale)
-    x0, y0 = (width - box_w) // 2, height - box_h
-    feather = max(2.0, 0.04 * width)
-    ramp = (f"255*clip(min(min((X-{x0})/{feather:.1f},({x0 + box_w}-X)/{feather:.1f}),(Y-{y0})/{feather:.1f}),0,1)")
-    return [
-        f"nullsrc=s={width}x{height}:d=1,format=gray,geq=lum='{ramp}',"
-        f"loop=loop=-1:size=1:start=0,setpts=N/{spec.fps}/TB[edge]",
-        f"{matte}[matte]",
-        f"[matte][edge]blend=all_mode=multiply:shortest=1{label}",
-    ]
 
 
 def _background_chain(spec: CompositionSpec, t0: float) -> str:

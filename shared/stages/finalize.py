@@ -23,7 +23,7 @@ from shared.media.ffmpeg import run_ffmpeg
 from shared.media.frames import read_frames
 from shared.media.normalize import fit_filter, plan_chunk_through
 from shared.media.qa import TemporalQA, TemporalReport, write_contact_sheet
-from shared.media.render import even, person_chain
+from shared.media.render import even, person_box, person_chain
 from shared.pipeline.stage import Stage, StageContext, StageInput, StageOutput
 
 GIF_SECONDS = 4.0
@@ -131,13 +131,17 @@ def measure_first_chunk(
     chunk = first.model_copy(update={"frames": min(first.frames, round(QA_SECONDS * spec.fps))})
     media = spec.person.media
     width, height = even(spec.width / 4), even(spec.height / 4)
+    box = person_box(width, height, spec.person.scale)
+    pad = f"pad={width}:{height}:{box.x}:{box.y}:black"  # the person layer where it sits in the frame
     frames = ["-frames:v", str(chunk.frames)]
-    chain = person_chain(media, chunk, width=width, height=height, fps=spec.fps, scale=spec.person.scale)
+    chain = f"{person_chain(media, chunk, size=box.size, fps=spec.fps)},{pad}"
     sources = read_frames(
         plan_chunk_through(media, source, chain=chain, fps=spec.fps, chunk=chunk, hints=spec.person.hints),
         width, height,
     )
-    mattes = read_frames(["-i", str(matte), "-vf", f"scale={width}:{height}", *frames], width, height, "gray")
+    mattes = read_frames(
+        ["-i", str(matte), "-vf", f"scale={box.width}:{box.height},format=gray,{pad}", *frames], width, height, "gray"
+    )
     outputs = read_frames(["-i", str(final), "-map", "0:v:0", "-vf", f"scale={width}:{height}", *frames],
                           width, height)
     picks = {0, chunk.frames // 3, 2 * chunk.frames // 3, chunk.frames - 1}

@@ -1,9 +1,12 @@
-"""Matte the person in one chunk: a grayscale alpha video, frame-aligned with the person layer.
+"""Matte the person in one chunk: a grayscale alpha video of the person's box, frame-aligned with it.
 
-The chunk is decoded from the upload with the same chain the renderer uses
-(:func:`shared.media.render.person_chain`), so every matte pixel sits on its frame pixel. The embedded
-provider is MediaPipe's selfie-segmentation model, run on keyframes with motion-aware interpolation,
-temporal smoothing and guided edge refinement (:mod:`shared.media.matting`).
+The renderer normally mattes inline (:mod:`shared.media.person`); this stage stores a chunk's matte
+where it must exist as a file: the first chunk's (matted beside the style work, and kept for the QA
+and the asset pack's preview) and, in the cloud, a GPU provider's. The chunk is decoded with the
+renderer's chain (:func:`shared.media.render.person_chain`) at a ``matte_scale`` copy of the box, so
+every matte pixel sits on its frame pixel. The embedded provider is MediaPipe's selfie-segmentation
+model, run on keyframes with motion-aware interpolation, temporal smoothing and guided edge refinement
+(:mod:`shared.media.matting`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pydantic import Field
 from shared.media.matting import matte_stream
 from shared.media.models import Chunk, DecodeHints, MediaInfo
 from shared.media.normalize import plan_chunk_through
-from shared.media.render import even, person_chain
+from shared.media.render import even, person_box, person_chain
 from shared.pipeline.stage import Stage, StageContext, StageInput, StageOutput
 
 
@@ -42,8 +45,9 @@ class MatteOutput(StageOutput):
 
 def matte_chunk(inp: MatteInput, ctx: StageContext) -> MatteOutput:
     """Raises MediaError when decoding or matting fails, InvalidInputError (INPUT_NO_VIDEO_STREAM) without video."""
-    width, height = even(inp.width * inp.matte_scale), even(inp.height * inp.matte_scale)
-    chain = person_chain(inp.media, inp.chunk, width=width, height=height, fps=inp.fps, scale=inp.person_scale)
+    box = person_box(inp.width, inp.height, inp.person_scale)
+    width, height = even(box.width * inp.matte_scale), even(box.height * inp.matte_scale)
+    chain = person_chain(inp.media, inp.chunk, size=(width, height), fps=inp.fps)
     matte_path = ctx.scratch / "matte.mp4"
     with ctx.runtime.objects.local_copy(inp.source_key) as source:
         decode = plan_chunk_through(inp.media, source, chain=chain, fps=inp.fps, chunk=inp.chunk, hints=inp.hints)
@@ -59,4 +63,4 @@ def matte_chunk(inp: MatteInput, ctx: StageContext) -> MatteOutput:
     )
 
 
-MATTE = Stage("matte", MatteInput, MatteOutput, matte_chunk, version=2)
+MATTE = Stage("matte", MatteInput, MatteOutput, matte_chunk, version=3)

@@ -164,3 +164,43 @@ def test_progress_reports_rising_fractions_up_to_one(tmp_path: Path) -> None:
     assert fractions, "no progress was reported"
     assert fractions == sorted(fractions)
     assert 0.9 <= fractions[-1] <= 1.0
+
+
+RAW_GRAY_4x4 = ["-f", "rawvideo", "-pix_fmt", "gray", "-s", "4x4", "-framerate", "10", "-i", "pipe:0"]
+
+
+def test_feed_writes_stdin_and_the_pipe_is_closed_after_it(tmp_path: Path) -> None:
+    out = tmp_path / "frames.raw"
+
+    def feed(stream: Any) -> None:
+        for level in (10, 20, 30):
+            stream.write(bytes([level]) * 16)
+
+    run_ffmpeg([*RAW_GRAY_4x4, "-f", "rawvideo", "-y", str(out)], feed=feed)
+    assert out.read_bytes() == bytes([10]) * 16 + bytes([20]) * 16 + bytes([30]) * 16
+
+
+def test_a_failing_feed_stops_ffmpeg_and_its_error_is_raised(
+    tmp_path: Path, children: list[subprocess.Popen[bytes]]
+) -> None:
+    class MattingBroke(Exception):
+        pass
+
+    def feed(stream: Any) -> None:
+        stream.write(bytes(16))
+        raise MattingBroke("the model failed")
+
+    with pytest.raises(MattingBroke):
+        run_ffmpeg([*RAW_GRAY_4x4, "-f", "rawvideo", "-y", str(tmp_path / "frames.raw")], feed=feed)
+    assert len(children) == 1
+    _assert_gone(children[0])
+
+
+def test_ffmpeg_failing_first_reports_ffmpeg_not_the_broken_pipe() -> None:
+    def feed(stream: Any) -> None:
+        for _ in range(10_000):
+            stream.write(bytes(16))
+
+    with pytest.raises(MediaError) as caught:
+        run_ffmpeg([*RAW_GRAY_4x4, "-vf", "no_such_filter", "-f", "null", "-"], feed=feed)
+    assert caught.value.code == "FFMPEG_FAILED"

@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from shared.cli import main
+from shared.media.frames import read_frames
 from shared.media.probe import probe
-from shared.pipeline.execution import run_task
+from shared.pipeline.enhance import EnhanceOptions, OutputFormat, submit_enhance
+from shared.pipeline.execution import new_task_id, run_task
 from shared.pipeline.registry import StageRegistry
 from shared.pipeline.runtime import Runtime
 from shared.pipeline.stage import execute_stage
 from shared.settings import Settings
 from shared.stages import ALL_STAGES
+from shared.stages.matte import MATTE
+from shared.stages.render import RENDER_CHUNK
 from shared.storage.tasks import StageRunStatus, TaskStatus
 
 SMALL = ["--width", "360", "--height", "640", "--fps", "15"]
@@ -37,9 +42,10 @@ def test_enhance_writes_final_video_and_report(
     assert report["status"] == "succeeded"
     assert report["stages"][0]["stage"] == "probe"
     assert {s["stage"] for s in report["stages"]} == ENHANCE_STAGES
-    # The first chunk is matted early, beside the style work; the chunk Map then reuses that matte.
-    assert [s["stage"] for s in report["stages"] if s["status"] != "succeeded"] == ["matte"]
-    assert [s["status"] for s in report["stages"] if s["stage"] == "matte"] == ["succeeded", "reused"]
+    # The first chunk is matted early, beside the style work, and rendered from that matte; the others
+    # are matted inline by their render (a 2 s clip is one chunk).
+    assert [s["stage"] for s in report["stages"] if s["status"] != "succeeded"] == []
+    assert [s["stage"] for s in report["stages"]].count("matte") == 1
     assert report["style"]["source"] == "preset:cinematic"
     quality = report["quality"]
     assert quality["frames"] > 10 and 0 <= quality["flicker"] < 0.02
@@ -73,6 +79,40 @@ def test_rerunning_a_stage_with_the_same_input_reuses_its_output(
         # Running the whole task again is a no-op: it already succeeded.
         rerun = run_task(runtime, StageRegistry(ALL_STAGES), task.task_id)
         assert rerun.status == TaskStatus.SUCCEEDED
-        assert len(runtime.tasks.list_stage_runs(task.task_id)) == len(ENHANCE_STAGES) + 2  # + probe, + reused matte
+        assert len(runtime.tasks.list_stage_runs(task.task_id)) == len(ENHANCE_STAGES) + 1  # + the reused probe
     finally:
         runtime.close()
+
+
+def test_a_chunk_matted_inline_matches_the_same_chunk_rendered_from_a_stored_matte(
+    short_clip: Path, tmp_path: Path
+) -> None:
+    """Chunk 0 is rendered from the matte stored during Prepare, later chunks are matted inline by their
+    render (one decode for both). The two ways must give the same picture, or chunk cuts would show."""
+    runtime = Runtime.from_settings(Settings(home=tmp_path / "home"))
+    try:
+        options = EnhanceOptions(output=OutputFormat(width=360, height=640, fps=15), chunk_seconds=1.0)
+        task = submit_enhance(runtime, new_task_id(), short_clip, options)
+        assert run_task(runtime, StageRegistry(ALL_STAGES), task.task_id).status == TaskStatus.SUCCEEDED
+        runs = runtime.tasks.list_stage_runs(task.task_id)
+        assert [r.stage for r in runs].count("render_chunk") == 2 and [r.stage for r in runs].count("matte") == 1
+
+        transitions = runtime.tasks.list_transitions(task.task_id)
+        state = next(t for t in transitions if t.state_name == "Prepare").output
+        job, plan, chunk = state["job"], state["prepared"]["plan"], state["probe"]["Payload"]["chunks"][1]
+        inline = next(t for t in transitions if t.state_name == "RenderChunk").output
+        assert inline["index"] == 1 and inline["keyframes"] > 0
+        matte = execute_stage(MATTE, {**job, "chunk": chunk}, runtime)
+        stored = execute_stage(RENDER_CHUNK, {
+            "task_id": task.task_id, "spec_key": plan["spec_key"], "index": 1, "matte_key": matte["matte_key"],
+            "person_chroma_shift": plan["person_chroma_shift"],
+        }, runtime)
+        assert stored["keyframes"] == 0
+        with runtime.objects.local_copy(inline["video_key"]) as a, runtime.objects.local_copy(stored["video_key"]) as b:
+            ours = [f.astype(np.float32) for f in read_frames(["-i", str(a)], 360, 640, "gray")]
+            theirs = [f.astype(np.float32) for f in read_frames(["-i", str(b)], 360, 640, "gray")]
+    finally:
+        runtime.close()
+    assert len(ours) == len(theirs) == chunk["frames"]
+    differences = [float(np.abs(x - y).mean()) for x, y in zip(ours, theirs, strict=True)]
+    assert max(differences) < 1.0, differences
