@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from service_helpers import ServiceFactory, issue_key
 
 from shared.cli.serve import LocalService
 from shared.media.ffmpeg import ffmpeg_exe
@@ -61,9 +62,6 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-ServiceFactory = Callable[..., LocalService]
-
-
 @pytest.fixture
 def start_service(settings: Settings) -> Iterator[ServiceFactory]:
     """Start a LocalService with service settings overridden by keyword (closed after the test)."""
@@ -85,11 +83,6 @@ def start_service(settings: Settings) -> Iterator[ServiceFactory]:
 @pytest.fixture
 def service(start_service: ServiceFactory) -> LocalService:
     return start_service()
-
-
-def issue_key(service: LocalService, tenant: str = "acme") -> str:
-    assert service.services is not None
-    return service.services.tenants.issue_key(tenant).api_key
 
 
 @pytest.fixture

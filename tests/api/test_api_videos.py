@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServiceFactory, issue_key
+from service_helpers import ServiceFactory, issue_key
 
 from shared.cli.serve import LocalService
 
