@@ -17,6 +17,8 @@ from shared.stages.showcase import MAX_PHOTOS
 from shared.storage.presign import UploadTarget
 from shared.storage.sql import dump_json
 from shared.storage.tasks import TaskStatus
+from web_hooks.events import EventType
+from web_hooks.outbox import AttemptRecord, MessageStatus
 
 ApiStatus = Literal["awaiting_upload", "queued", "running", "completed", "failed", "cancelled"]
 
@@ -145,3 +147,45 @@ class WebhookSecrets(BaseModel):
 
     secret: str = Field(description="The current secret (whsec_...).")
     secrets: list[SigningSecretInfo]
+
+
+class WebhookDelivery(BaseModel):
+    """One event for one URL (a message) and every attempt to deliver it."""
+
+    message_id: str = Field(description="The webhook-id header: the same on every retry of this message.")
+    task_id: str
+    event_type: EventType
+    url: str
+    status: MessageStatus = Field(description="pending (retries due), delivered (a 2xx) or failed (given up).")
+    held: bool = Field(
+        description="Pending, but its URL answered 410 Gone: waits for POST /v1/webhooks/endpoints/enable."
+    )
+    attempt_count: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    event_timestamp: datetime
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+    attempts: list[AttemptRecord] = Field(description="Oldest first.")
+
+
+class WebhookDeliveryList(BaseModel):
+    data: list[WebhookDelivery] = Field(description="Newest message first.")
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+class EnableWebhookEndpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=MAX_WEBHOOK_URL_LENGTH, description="A webhook_url of your tasks.")
+
+
+class WebhookEndpoint(BaseModel):
+    url: str
+    enabled: bool
+    disabled_at: datetime | None = Field(description="When a 410 Gone disabled it; null while enabled.")
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime

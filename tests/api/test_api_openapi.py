@@ -23,6 +23,7 @@ def test_openapi_names_every_route_and_the_error_shape() -> None:
         ("/v1/videos", "post"), ("/v1/videos", "get"), ("/v1/videos/{task_id}", "get"),
         ("/v1/videos/{task_id}/cancel", "post"), ("/v1/videos/{task_id}/retry", "post"),
         ("/v1/webhooks/secret", "get"), ("/v1/webhooks/secret/rotate", "post"),
+        ("/v1/webhooks/deliveries", "get"), ("/v1/webhooks/endpoints/enable", "post"),
         ("/healthz", "get"), ("/readyz", "get"),
     ]:
         assert method in paths[path], (path, method)
