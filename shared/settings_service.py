@@ -40,6 +40,13 @@ class ServiceSettings(BaseSettings):
         default=False,
         description="Development only: webhook URLs may be plain http and reach loopback or private addresses.",
     )
+    webhooks_retry_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Development and benchmarks only: multiplies every wait of the webhook retry schedule "
+        "(0.01: 5 s, 5 min, 30 min become 0.05 s, 3 s, 18 s), so retries are seen without waiting real minutes.",
+    )
     runner_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     state_machine_arns: dict[str, str] = Field(
         default_factory=dict,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -55,6 +55,16 @@ class RetryPolicy:
     @property
     def max_attempts(self) -> int:
         return len(self.delays)
+
+    def scaled(self, factor: float) -> RetryPolicy:
+        """The same schedule with every wait multiplied by ``factor``: for development and benchmarks
+        (VIDLUXE_WEBHOOKS_RETRY_SCALE), so that a run sees retries without waiting real minutes; 0.01
+        turns 5 s, 5 min, 30 min into 0.05 s, 3 s, 18 s. Jitter stays relative; a receiver's Retry-After
+        is not scaled (it asked for that wait). Raises ValueError unless 0 < ``factor`` <= 1.
+        """
+        if not 0 < factor <= 1:
+            raise ValueError(f"The retry scale must be in (0, 1], not {factor}.")
+        return replace(self, delays=tuple(float(delay) * factor for delay in self.delays))
 
     def next_delay(
         self, attempts_made: int, *, retry_after: float | None = None, rng: random.Random | None = None

@@ -29,6 +29,7 @@ from shared.stages import ALL_STAGES
 from shared.storage.factory import build_database
 from web_hooks.delivery import DeliveryWorker
 from web_hooks.outbox import WebhookOutbox
+from web_hooks.schedule import RetryPolicy
 from web_hooks.urls import validate_webhook_url
 
 log = structlog.get_logger("vidluxe.serve")
@@ -128,7 +129,16 @@ class LocalService:
         if recovered:
             log.info("unfinished tasks queued again", count=len(recovered))
         if self._deliver_webhooks:
-            self.delivery = DeliveryWorker(self.outbox, services.tenants, self._clock, allow_private=allow_private)
+            scale = self._service_settings.webhooks_retry_scale
+            if scale != 1:
+                log.warning("webhook retry schedule scaled (a development setting)", webhooks_retry_scale=scale)
+            self.delivery = DeliveryWorker(
+                self.outbox,
+                services.tenants,
+                self._clock,
+                allow_private=allow_private,
+                policy=RetryPolicy().scaled(scale),
+            )
             self.delivery.start()
         self.app = create_app(services, routers=self._routers)
 

@@ -55,6 +55,19 @@ def test_retry_after_is_a_floor_capped_at_the_longest_step() -> None:
     assert policy.next_delay(8, retry_after=1) is None  # exhausted whatever the header says
 
 
+def test_a_scaled_schedule_shortens_every_wait_but_not_retry_after() -> None:
+    policy = RetryPolicy(jitter=0).scaled(0.01)  # VIDLUXE_WEBHOOKS_RETRY_SCALE=0.01
+    assert [policy.next_delay(n) for n in range(1, 8)] == pytest.approx([0.05, 3, 18, 72, 180, 360, 360])
+    assert policy.next_delay(8) is None  # as many attempts as before
+    assert policy.next_delay(2, retry_after=60) == 60  # the receiver asked for that wait
+    assert RetryPolicy().scaled(1) == RetryPolicy()
+    jittered = {RetryPolicy().scaled(0.01).next_delay(2, rng=random.Random(seed)) for seed in range(20)}
+    assert all(2.7 <= delay <= 3.3 for delay in jittered if delay is not None) and len(jittered) > 5
+    for factor in (0, -1, 1.5):
+        with pytest.raises(ValueError):
+            RetryPolicy().scaled(factor)
+
+
 def test_next_delay_needs_an_attempt() -> None:
     with pytest.raises(ValueError):
         RetryPolicy().next_delay(0)
