@@ -160,6 +160,13 @@ class LocalObjectStore:
         """Raises StorageKeyError for an unsafe key."""
         return self._path(key).is_file()
 
+    def size(self, key: str) -> int:
+        """Raises NotFoundError when the key does not exist, StorageKeyError for an unsafe key."""
+        path = self._path(key)
+        if not path.is_file():
+            raise NotFoundError(f"No object under key {key!r}.")
+        return path.stat().st_size
+
     def delete(self, key: str) -> None:
         """Delete ``key``; a missing key is not an error. Raises StorageKeyError for an unsafe key."""
         path = self._path(key)

@@ -50,6 +50,10 @@ class ObjectStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def size(self, key: str) -> int:
+        """The object's size in bytes. Raises NotFoundError when the key does not exist."""
+        ...
+
     def delete(self, key: str) -> None:
         """Delete ``key``; deleting a missing key is not an error."""
         ...

@@ -124,6 +124,16 @@ class S3ObjectStore:
             raise
         return True
 
+    def size(self, key: str) -> int:
+        """Raises NotFoundError when the key does not exist, StorageKeyError for an unsafe key."""
+        try:
+            response = self._client.head_object(Bucket=self._bucket, Key=self._key(key))
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise NotFoundError(f"No object at {self.uri(key)}.") from exc
+            raise
+        return int(response["ContentLength"])
+
     def delete(self, key: str) -> None:
         """Delete ``key``; a missing key is not an error. Raises StorageKeyError for an unsafe key."""
         self._client.delete_object(Bucket=self._bucket, Key=self._key(key))

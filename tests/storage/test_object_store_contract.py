@@ -73,6 +73,17 @@ def test_missing_key(store: ObjectStore) -> None:
         pass
 
 
+def test_size_in_bytes(store: ObjectStore) -> None:
+    store.put_bytes("tasks/t1/out.bin", b"\x00" * 1234)
+    store.put_bytes("empty", b"")
+    assert store.size("tasks/t1/out.bin") == 1234
+    assert store.size("empty") == 0
+    with pytest.raises(NotFoundError):
+        store.size("tasks/t1/missing.bin")
+    with pytest.raises(NotFoundError):
+        store.size("tasks/t1")  # a folder is not an object
+
+
 def test_a_folder_is_not_an_object(store: ObjectStore) -> None:
     store.put_bytes("dir/file", b"x")
     assert not store.exists("dir")
