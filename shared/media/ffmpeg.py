@@ -228,6 +228,19 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
             os.kill(process.pid, signal.SIGKILL)
 
 
+def wait_for_exit(process: subprocess.Popen[bytes]) -> tuple[int, float]:
+    """Wait for a child (reaping it with ``os.wait4``); return its exit code and user+system CPU seconds.
+
+    A child already reaped returns its exit code and 0.0. Callers that may wait from two threads must
+    serialise the calls.
+    """
+    if process.returncode is not None:
+        return process.returncode, 0.0
+    _, status, rusage = os.wait4(process.pid, 0)
+    _mark_reaped(process, status)
+    return os.waitstatus_to_exitcode(status), rusage.ru_utime + rusage.ru_stime
+
+
 def _reap(process: subprocess.Popen[bytes]) -> tuple[int, float]:
     """Wait for a child that is exiting, returning its wait status and CPU seconds."""
     if process.returncode is not None:

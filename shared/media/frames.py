@@ -10,20 +10,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shared.errors import MediaError
-from shared.media.ffmpeg import BASE_ARGS, ffmpeg_exe
+from shared.media.ffmpeg import BASE_ARGS, ffmpeg_exe, wait_for_exit
+from shared.storage.tasks import ResourceUsage
 
 PixelFormat = Literal["rgb24", "gray", "yuv420p"]
 
 
 def read_frames(
-    decode_args: list[str], width: int, height: int, pix_fmt: PixelFormat = "rgb24"
+    decode_args: list[str],
+    width: int,
+    height: int,
+    pix_fmt: PixelFormat = "rgb24",
+    *,
+    usage: ResourceUsage | None = None,
 ) -> Generator[NDArray[np.uint8], None, None]:
     """Yield the frames ``ffmpeg <decode_args> -f rawvideo -pix_fmt <pix_fmt> pipe:1`` writes.
 
     ``decode_args`` must make frames of exactly ``width`` x ``height``. Frames are [H, W, 3] for rgb24,
     [H, W] for gray and [H * 3 / 2, W] for yuv420p (even sides; the I420 layout: Y, then U, then V; see
-    :func:`i420_planes`). Closing the generator early stops ffmpeg. Raises MediaError (FFMPEG_FAILED)
-    when ffmpeg exits with an error.
+    :func:`i420_planes`). Closing the generator early stops ffmpeg; ffmpeg's CPU seconds are added to
+    ``usage`` when it has exited. Raises MediaError (FFMPEG_FAILED) when ffmpeg exits with an error.
     """
     shape = {"rgb24": (height, width, 3), "gray": (height, width), "yuv420p": (height * 3 // 2, width)}[pix_fmt]
     size = int(np.prod(shape))
@@ -44,7 +50,9 @@ def read_frames(
         process.stdout.close()
         stderr = process.stderr.read().decode(errors="replace")
         process.stderr.close()
-        code = process.wait()
+        code, cpu_seconds = wait_for_exit(process)
+        if usage is not None:
+            usage.cpu_seconds += cpu_seconds
     if finished and code != 0:
         raise MediaError(f"ffmpeg could not decode frames: {stderr.strip()[-500:]}", code="FFMPEG_FAILED")
 

@@ -53,7 +53,8 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from shared.errors import InvalidInputError, MediaError
-from shared.media.ffmpeg import BASE_ARGS, ffmpeg_exe
+from shared.media.ffmpeg import BASE_ARGS, ffmpeg_exe, wait_for_exit
+from shared.storage.tasks import ResourceUsage
 
 U8 = NDArray[np.uint8]
 F32 = NDArray[np.float32]
@@ -710,6 +711,11 @@ class _FrameSource(Protocol):
     rate: Fraction
     expected: int  # frames expected, for progress only (0: unknown)
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU spent outside the matting thread (decoder process, reader thread), once closed."""
+        ...
+
     def frames(self, work: tuple[int, int], model: tuple[int, int]) -> Iterator[_Frame]:
         """The frames in order, with their guide at ``work`` and their model input at ``model`` (w, h)."""
         ...
@@ -771,6 +777,7 @@ def matte_stream(
     progress: Callable[[float], None] | None = None,
     cancelled: threading.Event | None = None,
     model: ModelChoice = "auto",
+    usage: ResourceUsage | None = None,
 ) -> MatteStats:
     """Matte the frames an ffmpeg command decodes: ``ffmpeg <BASE_ARGS> <decode_args> -f rawvideo
     -pix_fmt yuv420p pipe:1``, read from the pipe (no PyAV), matted exactly as :func:`matte_video` does.
@@ -789,7 +796,7 @@ def matte_stream(
     return matte_into(
         decode_args, (width, height), fps, _file_sink(dst, output, (width, height), rate),
         keyframe_interval=keyframe_interval, expected_frames=expected_frames, progress=progress,
-        cancelled=cancelled, model=model,
+        cancelled=cancelled, model=model, usage=usage,
     )
 
 
@@ -805,6 +812,7 @@ def matte_into(
     progress: Callable[[float], None] | None = None,
     cancelled: threading.Event | None = None,
     model: ModelChoice = "auto",
+    usage: ResourceUsage | None = None,
 ) -> MatteStats:
     """Matte the frames an ffmpeg command decodes (as :func:`matte_stream`) into ``sink``, which gets
     each matte with its frame: how a renderer takes the person layer without a matte file between.
@@ -812,7 +820,8 @@ def matte_into(
     ``size`` (width, height) is the size ``decode_args`` produce; ``matte_size`` (default ``size``) the
     size the matte is made at: each frame is area-shrunk to it (mattes are soft; half size costs a
     quarter), while ``sink`` still gets the frame's planes at ``size``. Errors as :func:`matte_stream`;
-    on any failure ``sink.abort()`` has been called.
+    on any failure ``sink.abort()`` has been called. CPU spent outside the calling thread (decoder,
+    encoder, helper threads) is added to ``usage``.
     """
     width, height = size
     matte_size = matte_size or size
@@ -831,7 +840,7 @@ def matte_into(
         raise
     return _matte_frames(
         source, sink, keyframe_interval=keyframe_interval, progress=progress, cancelled=cancelled, model=model,
-        started=started,
+        started=started, usage=usage,
     )
 
 
@@ -855,26 +864,35 @@ def _matte_frames(
     cancelled: threading.Event | None,
     model: ModelChoice,
     started: float,
+    usage: ResourceUsage | None = None,
 ) -> MatteStats:
-    """The matting loop shared by every frame source; closes ``source``, aborts ``sink`` on failure."""
-    with contextlib.ExitStack() as stack:
-        stack.callback(source.close)
-        output = _Output(sink)
-        try:
-            width, height = source.size
-            segmenter = stack.enter_context(PersonSegmenter(model))
-            matter = _VideoMatter(segmenter, source.size, keyframe_interval, output)
-            for frame in source.frames(matter.work, segmenter.input_size(width, height)):
-                if cancelled is not None and cancelled.is_set():
-                    raise MediaError("Matting was stopped: the task was cancelled.", code="MATTING_CANCELLED")
-                matter.push(frame)
-                if progress is not None and source.expected and frame.index % keyframe_interval == 0:
-                    progress(min(0.99, matter.emitted / source.expected))
-            matter.flush()
-            output.finish()
-        except BaseException:
-            output.abort()
-            raise
+    """The matting loop shared by every frame source; closes ``source``, aborts ``sink`` on failure.
+
+    Adds to ``usage`` (also on failure) the CPU spent outside the calling thread: the decoder and
+    encoder processes and the reader and output threads. The caller measures its own thread.
+    """
+    output = _Output(sink)
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.callback(source.close)
+            try:
+                width, height = source.size
+                segmenter = stack.enter_context(PersonSegmenter(model))
+                matter = _VideoMatter(segmenter, source.size, keyframe_interval, output)
+                for frame in source.frames(matter.work, segmenter.input_size(width, height)):
+                    if cancelled is not None and cancelled.is_set():
+                        raise MediaError("Matting was stopped: the task was cancelled.", code="MATTING_CANCELLED")
+                    matter.push(frame)
+                    if progress is not None and source.expected and frame.index % keyframe_interval == 0:
+                        progress(min(0.99, matter.emitted / source.expected))
+                matter.flush()
+                output.finish()
+            except BaseException:
+                output.abort()
+                raise
+    finally:
+        if usage is not None:
+            usage.cpu_seconds += source.cpu_seconds + output.cpu_seconds + sink.cpu_seconds
     seconds = time.perf_counter() - started
     if progress is not None:
         progress(1.0)
@@ -1048,6 +1066,10 @@ class _AvSource:
         full_range = frame.format.name.startswith("yuvj") or frame.color_range == 2  # 2: AVCOL_RANGE_JPEG
         return _Frame(index, y, u, v, _guide(*small_planes), gray, model_rgb, full_range)
 
+    @property
+    def cpu_seconds(self) -> float:
+        return 0.0  # PyAV decodes in this process: its threads are not measured apart
+
     def close(self) -> None:
         self._container.close()
 
@@ -1133,11 +1155,13 @@ class _PipeSource:
         except OSError as exc:
             raise MediaError(f"Could not start ffmpeg: {exc}", code="MATTING_FAILED") from exc
         assert self._process.stdout is not None and self._process.stderr is not None
+        self._child = _Child(self._process)
         self._stdout = self._process.stdout
         self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
         self._drainer = threading.Thread(target=_drain, args=(self._process.stderr, self._stderr), daemon=True)
         self._drainer.start()
         self._buffers: queue.Queue[NDArray[np.uint8] | BaseException | None] = queue.Queue(maxsize=_READ_AHEAD)
+        self._reader_cpu_seconds = 0.0
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read, name="matte-pipe-reader", daemon=True)
         self._reader.start()
@@ -1162,7 +1186,7 @@ class _PipeSource:
             model_rgb = functools.partial(_i420_to_rgb, y, u, v, model)
             yield _Frame(count, y, u, v, _guide(*small), small[0], model_rgb, decoded=decoded)
             count += 1
-        status = self._process.wait()
+        status = self._child.wait()
         self._drainer.join(timeout=5)
         if status != 0:
             raise MediaError(
@@ -1177,6 +1201,7 @@ class _PipeSource:
         """Reader thread: whole frames from the pipe into the queue, then None (EOF) or the error."""
         frame_bytes = self._layout[0] + 2 * self._layout[1]
         result: BaseException | None = None
+        started = time.thread_time()
         try:
             while not self._stop.is_set():
                 buffer = bytearray(frame_bytes)
@@ -1184,7 +1209,7 @@ class _PipeSource:
                 if got == 0:
                     break
                 if got < frame_bytes:
-                    self._process.wait()
+                    self._child.wait()
                     result = MediaError(
                         f"ffmpeg's last frame was cut short ({got} of {frame_bytes} bytes; exit status "
                         f"{self._process.returncode}):\n{self._stderr_tail()}",
@@ -1194,6 +1219,7 @@ class _PipeSource:
                 self._put(np.frombuffer(buffer, np.uint8))
         except BaseException as exc:  # handed to the consuming thread
             result = exc
+        self._reader_cpu_seconds = time.thread_time() - started
         self._put(result)
 
     def _put(self, item: NDArray[np.uint8] | BaseException | None) -> None:
@@ -1207,12 +1233,16 @@ class _PipeSource:
     def _stderr_tail(self) -> str:
         return "\n".join(line for line in self._stderr if line.strip()) or "(no error output)"
 
+    @property
+    def cpu_seconds(self) -> float:
+        return self._child.cpu_seconds + self._reader_cpu_seconds
+
     def close(self) -> None:
         self._stop.set()
         if self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
-        self._process.wait()
+        self._child.wait()
         self._reader.join(timeout=5)
         self._drainer.join(timeout=5)
         self._stdout.close()
@@ -1265,6 +1295,11 @@ class MatteSink(Protocol):
     def finish(self) -> None: ...
     def abort(self) -> None: ...
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU the sink spent in processes of its own (an encoder), once finished or aborted."""
+        ...
+
 
 
 class _PngWriter:
@@ -1287,6 +1322,10 @@ class _PngWriter:
 
     def finish(self) -> None:
         pass
+
+    @property
+    def cpu_seconds(self) -> float:
+        return 0.0
 
     def abort(self) -> None:
         for path in self._written:
@@ -1318,6 +1357,7 @@ class _FfmpegWriter:
         except OSError as exc:
             raise MediaError(f"Could not start ffmpeg: {exc}", code="MATTING_FAILED") from exc
         assert self._process.stderr is not None and self._process.stdin is not None
+        self._child = _Child(self._process)
         self._stdin = self._process.stdin
         self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
         self._drainer = threading.Thread(target=_drain, args=(self._process.stderr, self._stderr), daemon=True)
@@ -1327,13 +1367,17 @@ class _FfmpegWriter:
         try:
             self._stdin.write(np.ascontiguousarray(alpha).data)
         except OSError:  # ffmpeg died (BrokenPipeError): its stderr says why
-            self._process.wait()
+            self._child.wait()
             self._fail()
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self._child.cpu_seconds
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):
             self._stdin.close()
-        if self._process.wait() != 0:
+        if self._child.wait() != 0:
             self._fail()
         os.replace(self._partial, self._dst)
 
@@ -1342,7 +1386,7 @@ class _FfmpegWriter:
             self._process.kill()
         with contextlib.suppress(OSError):
             self._stdin.close()
-        self._process.wait()
+        self._child.wait()
         self._drainer.join(timeout=5)
         self._partial.unlink(missing_ok=True)
 
@@ -1370,9 +1414,10 @@ class _Output:
         self._jobs: queue.Queue[tuple[F32, F32, _Frame, U8 | None] | None] = queue.Queue(maxsize=_WRITE_QUEUE)
         self._error: BaseException | None = None
         self._stop = threading.Event()
+        self.written = 0
+        self.cpu_seconds = 0.0  # of the worker thread, once it has ended
         self._thread = threading.Thread(target=self._run, name="matte-output", daemon=True)
         self._thread.start()
-        self.written = 0
 
     def submit(self, luma: F32, chroma: F32, frame: _Frame, still: U8 | None) -> None:
         while True:
@@ -1398,6 +1443,7 @@ class _Output:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        started = time.thread_time()
         try:
             while not self._stop.is_set():
                 try:
@@ -1412,10 +1458,27 @@ class _Output:
                 self.written += 1
         except BaseException as exc:  # handed to the producing thread
             self._error = exc
+        finally:
+            self.cpu_seconds = time.thread_time() - started
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise self._error
+
+
+class _Child:
+    """An ffmpeg child waited for once, from whichever thread gets there first, keeping its CPU seconds."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+        self._lock = threading.Lock()
+        self.cpu_seconds = 0.0
+
+    def wait(self) -> int:
+        with self._lock:
+            code, cpu_seconds = wait_for_exit(self._process)
+            self.cpu_seconds += cpu_seconds
+            return code
 
 
 def _drain(stream: IO[bytes], tail: deque[str]) -> None:

@@ -28,6 +28,7 @@ from shared.errors import MediaError
 from shared.media.frames import i420_planes, read_frames
 from shared.media.matting import MatteStats, Planes, matte_into
 from shared.media.render import Box, edge_feather, even, person_box, plan_person_decode
+from shared.storage.tasks import ResourceUsage
 
 U8 = NDArray[np.uint8]
 
@@ -65,6 +66,10 @@ class PersonLayerWriter:
     def abort(self) -> None:
         """Nothing to remove: the renderer is stopped by the error that caused this."""
 
+    @property
+    def cpu_seconds(self) -> float:
+        return 0.0  # it runs in the matting's output thread, which is measured
+
 
 def matte_layer(
     spec: CompositionSpec,
@@ -75,16 +80,18 @@ def matte_layer(
     matte_scale: float,
     keyframe_interval: int,
     cancelled: threading.Event | None = None,
+    usage: ResourceUsage | None = None,
 ) -> MatteStats:
     """Write chunk ``index``'s person layer to ``stream``, matted inline by the local model at
-    ``matte_scale`` of the box. Raises MediaError (MATTING_FAILED, MATTING_CANCELLED)."""
+    ``matte_scale`` of the box. CPU outside the calling thread is added to ``usage``.
+    Raises MediaError (MATTING_FAILED, MATTING_CANCELLED)."""
     box = person_box(spec.width, spec.height, spec.person.scale)
     matte_size = (even(box.width * matte_scale), even(box.height * matte_scale))
     writer = PersonLayerWriter(stream, box, (spec.width, spec.height))
     return matte_into(
         plan_person_decode(spec, index, source, box.size), box.size, spec.fps, writer,
         matte_size=matte_size, keyframe_interval=keyframe_interval,
-        expected_frames=spec.chunks[index].frames, cancelled=cancelled,
+        expected_frames=spec.chunks[index].frames, cancelled=cancelled, usage=usage,
     )
 
 
@@ -96,9 +103,11 @@ def stored_matte_layer(
     stream: IO[bytes],
     *,
     cancelled: threading.Event | None = None,
+    usage: ResourceUsage | None = None,
 ) -> int:
     """Write chunk ``index``'s person layer to ``stream`` with its alpha from the matte video ``matte``
-    (any size; the last matte frame is held if it is a frame short). Returns the frames written.
+    (any size; the last matte frame is held if it is a frame short). Returns the frames written. The
+    decoders' CPU is added to ``usage``.
 
     Raises MediaError: FFMPEG_FAILED (either decode failed), MATTE_EMPTY (the matte has no frame),
     FFMPEG_CANCELLED.
@@ -106,11 +115,11 @@ def stored_matte_layer(
     box = person_box(spec.width, spec.height, spec.person.scale)
     frames_wanted = spec.chunks[index].frames
     writer = PersonLayerWriter(stream, box, (spec.width, spec.height))
-    frames = read_frames(plan_person_decode(spec, index, source, box.size), *box.size, "yuv420p")
+    frames = read_frames(plan_person_decode(spec, index, source, box.size), *box.size, "yuv420p", usage=usage)
     alphas = read_frames(
         ["-i", str(matte), "-map", "0:v:0", "-vf", f"scale={box.width}:{box.height}:flags=bilinear",
          "-frames:v", str(frames_wanted)],
-        *box.size, "gray",
+        *box.size, "gray", usage=usage,
     )
     alpha: U8 | None = None
     try:

@@ -25,6 +25,7 @@ from shared.media.normalize import fit_filter, plan_chunk_through
 from shared.media.qa import TemporalQA, TemporalReport, write_contact_sheet
 from shared.media.render import even, person_box, person_chain
 from shared.pipeline.stage import Stage, StageContext, StageInput, StageOutput
+from shared.storage.tasks import ResourceUsage
 
 GIF_SECONDS = 4.0
 GIF_WIDTH = 360
@@ -104,7 +105,7 @@ def finalize(inp: FinalizeInput, ctx: StageContext) -> FinalizeOutput:
         objects.local_copy(inp.matte_key) as matte,
         objects.local_copy(inp.video_key) as final,
     ):
-        quality, rows = measure_first_chunk(spec, source, matte, final)
+        quality, rows = measure_first_chunk(spec, source, matte, final, usage=ctx.usage)
     sheet = write_contact_sheet(rows, scratch / "contact_sheet.png")
     contact_sheet_key = ctx.output_key("contact_sheet.png")
     objects.put_file(contact_sheet_key, sheet, "image/png")
@@ -120,7 +121,7 @@ def finalize(inp: FinalizeInput, ctx: StageContext) -> FinalizeOutput:
 
 
 def measure_first_chunk(
-    spec: CompositionSpec, source: Path, matte: Path, final: Path
+    spec: CompositionSpec, source: Path, matte: Path, final: Path, *, usage: ResourceUsage | None = None
 ) -> tuple[TemporalReport, list[tuple[str, list[NDArray[np.uint8]]]]]:
     """Temporal QA of the first seconds at quarter size, and contact-sheet rows (source, matte, result).
 
@@ -137,13 +138,14 @@ def measure_first_chunk(
     chain = f"{person_chain(media, chunk, size=box.size, fps=spec.fps)},{pad}"
     sources = read_frames(
         plan_chunk_through(media, source, chain=chain, fps=spec.fps, chunk=chunk, hints=spec.person.hints),
-        width, height,
+        width, height, usage=usage,
     )
     mattes = read_frames(
-        ["-i", str(matte), "-vf", f"scale={box.width}:{box.height},format=gray,{pad}", *frames], width, height, "gray"
+        ["-i", str(matte), "-vf", f"scale={box.width}:{box.height},format=gray,{pad}", *frames], width, height, "gray",
+        usage=usage,
     )
     outputs = read_frames(["-i", str(final), "-map", "0:v:0", "-vf", f"scale={width}:{height}", *frames],
-                          width, height)
+                          width, height, usage=usage)
     picks = {0, chunk.frames // 3, 2 * chunk.frames // 3, chunk.frames - 1}
     rows: list[tuple[str, list[NDArray[np.uint8]]]] = [("source", []), ("matte", []), ("result", [])]
     qa = TemporalQA(ssim_every=2)

@@ -53,7 +53,7 @@ def matte_chunk(inp: MatteInput, ctx: StageContext) -> MatteOutput:
         decode = plan_chunk_through(inp.media, source, chain=chain, fps=inp.fps, chunk=inp.chunk, hints=inp.hints)
         stats = matte_stream(
             decode, width, height, inp.fps, matte_path, keyframe_interval=inp.keyframe_interval,
-            expected_frames=inp.chunk.frames, progress=ctx.progress, cancelled=ctx.cancelled,
+            expected_frames=inp.chunk.frames, progress=ctx.progress, cancelled=ctx.cancelled, usage=ctx.usage,
         )
     key = ctx.output_key("matte.mp4")
     ctx.runtime.objects.put_file(key, matte_path, "video/mp4")

@@ -10,6 +10,7 @@ full-quality encode.
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
@@ -21,6 +22,7 @@ from shared.media.ffmpeg import run_ffmpeg
 from shared.media.person import matte_layer, stored_matte_layer
 from shared.media.render import concat_list_text, plan_assemble, plan_render_chunk
 from shared.pipeline.stage import Stage, StageContext, StageInput, StageOutput
+from shared.storage.tasks import ResourceUsage
 
 
 class RenderChunkInput(StageInput):
@@ -61,28 +63,39 @@ def render_chunk(inp: RenderChunkInput, ctx: StageContext) -> RenderChunkOutput:
     keys |= {overlay.key for overlay in spec.overlays} | {text.key for text in spec.texts}
     out = ctx.scratch / "chunk.mp4"
     keyframes = 0
+    feed_usage = ResourceUsage()  # the person layer's decoding and matting, beside ffmpeg's own CPU
     with ExitStack() as stack:
         files = {key: stack.enter_context(ctx.runtime.objects.local_copy(key)) for key in sorted(keys)}
         source = files[spec.person.source_key]
         if inp.matte_key is not None:
             matte = stack.enter_context(ctx.runtime.objects.local_copy(inp.matte_key))
 
-            def feed(stream: IO[bytes]) -> None:
-                stored_matte_layer(spec, inp.index, source, matte, stream, cancelled=ctx.cancelled)
+            def layer(stream: IO[bytes]) -> None:
+                stored_matte_layer(spec, inp.index, source, matte, stream, cancelled=ctx.cancelled, usage=feed_usage)
         else:
 
-            def feed(stream: IO[bytes]) -> None:
+            def layer(stream: IO[bytes]) -> None:
                 nonlocal keyframes
                 keyframes = matte_layer(
                     spec, inp.index, source, stream, matte_scale=inp.matte_scale,
-                    keyframe_interval=inp.keyframe_interval, cancelled=ctx.cancelled,
+                    keyframe_interval=inp.keyframe_interval, cancelled=ctx.cancelled, usage=feed_usage,
                 ).keyframes
 
-        run_ffmpeg(
-            plan_render_chunk(spec, inp.index, files, out, person_chroma_shift=inp.person_chroma_shift),
-            usage=ctx.usage, cancelled=ctx.cancelled, progress=ctx.progress,
-            duration_seconds=chunk.frames / spec.fps, feed=feed,
-        )
+        def feed(stream: IO[bytes]) -> None:
+            started = time.thread_time()
+            try:
+                layer(stream)
+            finally:
+                feed_usage.cpu_seconds += time.thread_time() - started
+
+        try:
+            run_ffmpeg(
+                plan_render_chunk(spec, inp.index, files, out, person_chroma_shift=inp.person_chroma_shift),
+                usage=ctx.usage, cancelled=ctx.cancelled, progress=ctx.progress,
+                duration_seconds=chunk.frames / spec.fps, feed=feed,
+            )
+        finally:
+            ctx.usage.cpu_seconds += feed_usage.cpu_seconds
     key = ctx.output_key(f"chunk-{inp.index:04d}.mp4")
     ctx.runtime.objects.put_file(key, out, "video/mp4")
     return RenderChunkOutput(index=inp.index, video_key=key, frames=chunk.frames, keyframes=keyframes)

@@ -30,6 +30,7 @@ from shared.media.matting import (
     matte_video,
     refine_alpha,
 )
+from shared.storage.tasks import ResourceUsage
 
 TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
 P3M = TESTDATA / "matting" / "p3m"
@@ -363,9 +364,13 @@ def children(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
 
 def test_matte_stream_agrees_with_matte_video(small_clip: Path, tmp_path: Path) -> None:
     reported: list[float] = []
+    usage = ResourceUsage()
     streamed = matte_stream(
-        _decode_args(small_clip), 360, 640, 30, tmp_path / "stream.mp4", expected_frames=30, progress=reported.append
+        _decode_args(small_clip), 360, 640, 30, tmp_path / "stream.mp4", expected_frames=30, progress=reported.append,
+        usage=usage,
     )
+    # the decoder, the encoder and the helper threads are counted; this thread is the caller's to count
+    assert usage.cpu_seconds > 0.05
     decoded = matte_video(small_clip, tmp_path / "video.mp4")
     assert streamed.frames == decoded.frames == 30
     assert streamed.keyframes == decoded.keyframes == 7  # 0, 5, ..., 25 and the last
