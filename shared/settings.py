@@ -10,8 +10,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.costs.assumptions import CostAssumptions
 
 
 class Settings(BaseSettings):
@@ -25,15 +27,45 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(default=None, description="R2, MinIO or another S3-compatible API.")
     s3_region: str | None = None
 
-    task_store: Literal["sqlite", "postgres"] = "sqlite"
+    task_store: Literal["sqlite", "postgres", "supabase"] = "sqlite"
     database_url: str | None = Field(default=None, description="postgresql://... for the postgres backend.")
+    # The supabase task store speaks HTTP (PostgREST) instead of holding connections; the vendor's own
+    # variable names are read too, after the VIDLUXE_ ones.
+    supabase_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("VIDLUXE_SUPABASE_URL", "supabase_url"),
+        description="https://<project>.supabase.co (also read from SUPABASE_URL).",
+    )
+    supabase_service_role_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("VIDLUXE_SUPABASE_SERVICE_ROLE_KEY", "supabase_service_role_key"),
+        description="The service_role key (bypasses row-level security; also read from SUPABASE_SERVICE_ROLE_KEY).",
+    )
 
-    cache: Literal["local", "redis"] = "local"
+    cache: Literal["local", "redis", "upstash"] = "local"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    upstash_redis_rest_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("VIDLUXE_UPSTASH_REDIS_REST_URL", "upstash_redis_rest_url"),
+        description="The upstash cache's REST URL (also read from UPSTASH_REDIS_REST_URL).",
+    )
+    upstash_redis_rest_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("VIDLUXE_UPSTASH_REDIS_REST_TOKEN", "upstash_redis_rest_token"),
+        description="The upstash cache's REST token (also read from UPSTASH_REDIS_REST_TOKEN).",
+    )
 
     style_provider: Literal["local", "blora"] = "local"
     image_provider: Literal["procedural", "replicate-flux", "nano-banana"] = "procedural"
     image_api_key: SecretStr | None = Field(default=None, description="Replicate or Google API key.")
+
+    price_version: str | None = Field(
+        default=None, description="The cost ledger's price table (infra/prices/<version>.toml); default: the newest."
+    )
+    prices_dir: Path | None = Field(default=None, description="Where price tables live (default: infra/prices).")
+    cost_assumptions: CostAssumptions = Field(
+        default_factory=CostAssumptions, description="Where runs are taken to run, for pricing (JSON)."
+    )
 
     max_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     log_format: Literal["console", "json"] = "console"

@@ -47,6 +47,8 @@ def build_report(runtime: Runtime, task: TaskRecord) -> dict[str, Any]:
             for run in runs
         ],
         "outputs": {name: runtime.objects.uri(output[key]) for key, name in DELIVERABLES.items() if output.get(key)},
+        # What the cloud would charge (USD, see shared/costs); absent without a price table.
+        **({"cost": runtime.costs.cost_document(task.task_id)} if runtime.costs is not None else {}),
         "source": output.get("source"),
         "style": output.get("style"),
         "quality": output.get("quality"),

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from shared.clock import Clock, SystemClock
+from shared.costs.ledger import CostLedger, CostRecordingTaskStore, build_cost_ledger
 from shared.settings import Settings
 from shared.storage.cache import Cache
-from shared.storage.factory import build_cache, build_object_store, build_task_store
+from shared.storage.factory import build_cache, build_database, build_object_store
 from shared.storage.objects import ObjectStore
 from shared.storage.sql import SqlDatabase
+from shared.storage.sql_tasks import SqlTaskStore
 from shared.storage.tasks import TaskStore
 
 
@@ -47,20 +49,39 @@ class Runtime:
     cache: Cache
     clock: Clock = field(default_factory=SystemClock)
     on_progress: ProgressSink = _ignore_progress
+    costs: CostLedger | None = None  # prices every stage run ``tasks`` records (None: no price table)
 
     @classmethod
     def from_settings(
         cls, settings: Settings, *, clock: Clock | None = None, database: SqlDatabase | None = None
     ) -> Runtime:
         """The configured stores; the task store over ``database`` when given (shared with other stores,
-        closed by its owner, not by :meth:`close`)."""
+        closed by its owner, not by :meth:`close`), else over a database of its own.
+
+        With a price table (:func:`shared.costs.ledger.build_cost_ledger`) the task store is wrapped so
+        that every recorded stage run is priced into the cost ledger, in the same database.
+        """
+        from shared.pipeline.report import DELIVERABLES  # here: the report module imports this one
+
         clock = clock or SystemClock()
+        objects = build_object_store(settings)
+        owned = database is None
+        database = build_database(settings) if database is None else database
+        try:
+            store = SqlTaskStore(database, clock, owns_database=owned)
+            costs = build_cost_ledger(settings, database, objects, clock, output_fields=DELIVERABLES)
+            cache = build_cache(settings, clock)
+        except BaseException:
+            if owned:
+                database.close()
+            raise
         return cls(
             settings=settings,
-            objects=build_object_store(settings),
-            tasks=build_task_store(settings, clock, database=database),
-            cache=build_cache(settings, clock),
+            objects=objects,
+            tasks=store if costs is None else CostRecordingTaskStore(store, costs),
+            cache=cache,
             clock=clock,
+            costs=costs,
         )
 
     def close(self) -> None:

@@ -55,7 +55,8 @@ class Services:
         cost_source: CostSource | None = None,
     ) -> Services:
         """Open the stores (creating their tables). ``base_url`` is where clients reach the service
-        (for the local store's signed URLs); ``database`` defaults to :func:`build_database`'s.
+        (for the local store's signed URLs); ``database`` defaults to :func:`build_database`'s;
+        ``cost_source`` to the runtime's cost ledger (none without a price table).
 
         Raises ConfigurationError for incomplete settings, the database driver's errors, OSError.
         """
@@ -92,7 +93,7 @@ class Services:
                 ),
                 events=events,
                 check_webhook_url=check_webhook_url,
-                cost_source=cost_source,
+                cost_source=cost_source or (runtime.costs.cost_document if runtime.costs is not None else None),
             )
         except BaseException:
             database.close()

@@ -47,6 +47,10 @@ def test_enhance_writes_final_video_and_report(
     assert [s["stage"] for s in report["stages"] if s["status"] != "succeeded"] == []
     assert [s["stage"] for s in report["stages"]].count("matte") == 1
     assert report["style"]["source"] == "preset:cinematic"
+    # What the cloud would charge: every stage priced, and the download of the outputs.
+    assert set(report["cost"]["by_stage"]) == ENHANCE_STAGES | {"delivery"}
+    assert report["cost"]["total_usd"] == pytest.approx(sum(report["cost"]["by_stage"].values()), abs=1e-5)
+    assert 0 < report["cost"]["total_usd"] < 0.05
     quality = report["quality"]
     assert quality["frames"] > 10 and 0 <= quality["flicker"] < 0.02
     assert quality["static_ssim"] is None or quality["static_ssim"] > 0.9
