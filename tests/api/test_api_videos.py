@@ -42,7 +42,7 @@ def test_create_returns_a_presigned_upload_and_an_awaiting_task(client: httpx.Cl
     assert status["status"] == "awaiting_upload" and status["progress"] == 0.0
     assert status["metadata"] == {"order": 7} and status["webhook_url"] == "http://127.0.0.1:9/hook"
     assert status["upload_expires_at"] == upload["expires_at"]
-    assert "cost" not in status  # no cost ledger configured: no made-up figures
+    assert status["cost"] == {"total_usd": 0.0, "by_stage": {}, "price_versions": []}  # nothing ran yet
 
 
 def test_idempotency_key_returns_the_same_task(client: httpx.Client) -> None:
