@@ -10,7 +10,7 @@ from shared.clock import Clock, SystemClock
 from shared.costs.ledger import CostLedger, CostRecordingTaskStore, build_cost_ledger
 from shared.settings import Settings
 from shared.storage.cache import Cache
-from shared.storage.factory import build_cache, build_database, build_object_store
+from shared.storage.factory import build_cache, build_object_store, build_task_store
 from shared.storage.objects import ObjectStore
 from shared.storage.sql import SqlDatabase
 from shared.storage.sql_tasks import SqlTaskStore
@@ -56,29 +56,31 @@ class Runtime:
         cls, settings: Settings, *, clock: Clock | None = None, database: SqlDatabase | None = None
     ) -> Runtime:
         """The configured stores; the task store over ``database`` when given (shared with other stores,
-        closed by its owner, not by :meth:`close`), else over a database of its own.
+        closed by its owner, not by :meth:`close`).
 
-        With a price table (:func:`shared.costs.ledger.build_cost_ledger`) the task store is wrapped so
-        that every recorded stage run is priced into the cost ledger, in the same database.
+        Where the task store is in a SQL database and a price table is found
+        (:func:`shared.costs.ledger.build_cost_ledger`), it is wrapped so that every recorded stage run
+        is priced into the cost ledger, in the same database. A task store without one (supabase, over
+        HTTP) records no costs.
         """
         from shared.pipeline.report import DELIVERABLES  # here: the report module imports this one
 
         clock = clock or SystemClock()
         objects = build_object_store(settings)
-        owned = database is None
-        database = build_database(settings) if database is None else database
+        tasks = build_task_store(settings, clock, database=database)
         try:
-            store = SqlTaskStore(database, clock, owns_database=owned)
-            costs = build_cost_ledger(settings, database, objects, clock, output_fields=DELIVERABLES)
+            sql = database if database is not None else tasks.database if isinstance(tasks, SqlTaskStore) else None
+            costs = None
+            if sql is not None:
+                costs = build_cost_ledger(settings, sql, objects, clock, output_fields=DELIVERABLES)
             cache = build_cache(settings, clock)
         except BaseException:
-            if owned:
-                database.close()
+            tasks.close()
             raise
         return cls(
             settings=settings,
             objects=objects,
-            tasks=store if costs is None else CostRecordingTaskStore(store, costs),
+            tasks=tasks if costs is None else CostRecordingTaskStore(tasks, costs),
             cache=cache,
             clock=clock,
             costs=costs,
