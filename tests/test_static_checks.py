@@ -1,4 +1,4 @@
-"""ruff on the whole tree and mypy (strict, per pyproject) on shared/ and functions/ run with the tests."""
+"""ruff on the whole tree and mypy (strict, per pyproject) on shared/, functions/ and web_hooks/ run with the tests."""
 
 from __future__ import annotations
 
