@@ -47,6 +47,14 @@ class ServiceSettings(BaseSettings):
         description="Development and benchmarks only: multiplies every wait of the webhook retry schedule "
         "(0.01: 5 s, 5 min, 30 min become 0.05 s, 3 s, 18 s), so retries are seen without waiting real minutes.",
     )
+    dashboard_session_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for the /dashboard session cookie (default: a random key kept in "
+        "<home>/dashboard-session.key; set it where the home is not shared or not writable, as on Lambda).",
+    )
+    dashboard_session_seconds: int = Field(
+        default=12 * 3600, ge=60, le=30 * 24 * 3600, description="How long a dashboard sign-in lasts."
+    )
     runner_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     state_machine_arns: dict[str, str] = Field(
         default_factory=dict,

@@ -1,7 +1,8 @@
 """The HTTP API: one FastAPI app, served by uvicorn (``vidluxe serve``) and by Mangum on AWS Lambda.
 
-Routes live in routers, one module each; :func:`create_app` mounts :data:`ROUTERS` plus any the caller
-adds (the dashboard, the webhook deliveries listing). Every error answers in one JSON shape
+Routes live in routers, one module each; :func:`create_app` mounts :data:`ROUTERS` (the API's, and
+the cost dashboard's HTML pages at /dashboard, which stay out of the OpenAPI document) plus any the
+caller adds. Every error answers in one JSON shape
 (:mod:`shared.api.errors`); request bodies are limited in size (:mod:`shared.api.limits`); CORS is on
 for the origins in ``VIDLUXE_CORS_ORIGINS``.
 """
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from shared.api import routes_files, routes_health, routes_videos, routes_webhooks
+from shared.api import routes_dashboard, routes_files, routes_health, routes_videos, routes_webhooks
 from shared.api.errors import install_error_handlers
 from shared.api.limits import BodySizeLimit
 from shared.service.services import Services
@@ -27,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     routes_webhooks.router,
     routes_files.router,
     routes_health.router,
+    routes_dashboard.router,
 )
 """The service's own routers, mounted by every app (integrators append theirs with ``routers=``)."""
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from shared.clock import Clock, SystemClock
 from shared.errors import ConfigurationError
 from shared.pipeline.runtime import Runtime
@@ -109,9 +111,21 @@ class Services:
 def url_signing_key(settings: Settings, service_settings: ServiceSettings) -> bytes:
     """VIDLUXE_URL_SIGNING_KEY, or a random key kept in ``<home>/url-signing.key`` (made on first use,
     readable by the owner only), so signed links survive a restart of ``vidluxe serve``."""
-    if service_settings.url_signing_key is not None:
-        return service_settings.url_signing_key.get_secret_value().encode()
-    path = Path(settings.home) / "url-signing.key"
+    return home_secret(settings, service_settings.url_signing_key, "url-signing.key")
+
+
+def dashboard_session_key(settings: Settings, service_settings: ServiceSettings) -> bytes:
+    """VIDLUXE_DASHBOARD_SESSION_KEY, or a random key kept in ``<home>/dashboard-session.key``, so
+    dashboard sign-ins survive a restart of ``vidluxe serve``."""
+    return home_secret(settings, service_settings.dashboard_session_key, "dashboard-session.key")
+
+
+def home_secret(settings: Settings, configured: SecretStr | None, filename: str) -> bytes:
+    """``configured``, or a random secret kept in ``<home>/<filename>`` (made on first use, readable by
+    the owner only). Raises OSError when the home cannot be written."""
+    if configured is not None:
+        return configured.get_secret_value().encode()
+    path = Path(settings.home) / filename
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

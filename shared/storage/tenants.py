@@ -194,7 +194,11 @@ class TenantStore:
         """The tenant owning an unrevoked ``api_key``, or None (unknown, revoked or malformed key)."""
         if not api_key.startswith(API_KEY_PREFIX) or len(api_key) > 200:
             return None
-        digest = hash_api_key(api_key)
+        return self.tenant_for_key_hash(hash_api_key(api_key))
+
+    def tenant_for_key_hash(self, digest: str) -> Tenant | None:
+        """The tenant owning the unrevoked key whose SHA-256 is ``digest`` (what a dashboard session
+        keeps instead of the key), or None."""
         with self._db.transaction(write=False) as tx:
             rows = tx.query(
                 f"SELECT k.key_hash, t.tenant_id, t.name, t.created_at FROM {self._keys} k "
