@@ -83,9 +83,11 @@ def build_task_store(settings: Settings, clock: Clock, *, database: SqlDatabase 
 
 
 def build_cache(settings: Settings, clock: Clock) -> Cache:
-    """``local``: ``<home>/cache.sqlite3`` (directory created); ``redis``: VIDLUXE_REDIS_URL.
+    """``local``: ``<home>/cache.sqlite3`` (directory created); ``redis``: VIDLUXE_REDIS_URL;
+    ``upstash``: Upstash's REST API (UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN).
 
-    Raises ConfigurationError when the redis backend has an empty or malformed URL.
+    Raises ConfigurationError when the redis backend has an empty or malformed URL, or the upstash
+    backend lacks its URL or token.
     """
     if settings.cache == "redis":
         if not settings.redis_url:
@@ -98,6 +100,20 @@ def build_cache(settings: Settings, clock: Clock) -> Cache:
             return RedisCache.from_url(settings.redis_url)
         except ValueError as exc:
             raise ConfigurationError(f"VIDLUXE_REDIS_URL is not a Redis URL: {exc}") from exc
+    if settings.cache == "upstash":
+        token = settings.upstash_redis_rest_token
+        if not settings.upstash_redis_rest_url or token is None or not token.get_secret_value():
+            raise ConfigurationError(
+                "The upstash cache needs the database's REST URL and token: set UPSTASH_REDIS_REST_URL "
+                "and UPSTASH_REDIS_REST_TOKEN (or VIDLUXE_UPSTASH_REDIS_REST_URL and _TOKEN), as the "
+                "Upstash console shows them."
+            )
+        from shared.storage.upstash_cache import UpstashCache
+
+        try:
+            return UpstashCache.from_url(settings.upstash_redis_rest_url, token.get_secret_value())
+        except ValueError as exc:
+            raise ConfigurationError(f"UPSTASH_REDIS_REST_URL: {exc}") from exc
     if settings.cache == "local":
         from shared.storage.local_cache import LocalCache
 

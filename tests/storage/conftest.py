@@ -142,3 +142,13 @@ def redis_namespace(redis_client: Any) -> Iterator[str]:
         keys = list(redis_client.scan_iter(match=f"{namespace}*"))
         if keys:
             redis_client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def upstash_rest(redis_client: Any) -> Iterator[Any]:
+    """A loopback stand-in for Upstash's REST API over the real Redis (see upstash_rest_fake.py)."""
+    from upstash_rest_fake import upstash_rest_server
+
+    with upstash_rest_server(REDIS_URL) as server:
+        yield server
+

@@ -1,6 +1,7 @@
-"""The Cache contract, run against every backend: the local SQLite cache and the real Redis.
+"""The Cache contract, run against every backend: the local SQLite cache, the real Redis, and Upstash's
+REST API (the upstash-redis SDK against a loopback stand-in of the REST API over the same Redis).
 
-TTLs run out on the fake clock for the local cache and in real time (1 s) for Redis.
+TTLs run out on the fake clock for the local cache and in real time (1 s) for Redis and Upstash.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from shared.storage.cache import Cache, get_json, set_json
 from shared.storage.local_cache import LocalCache
 from shared.storage.redis_cache import RedisCache
+from shared.storage.upstash_cache import UpstashCache
 
 
 @dataclass
@@ -26,12 +28,20 @@ class CacheUnderTest:
     advance: Callable[[float], None]  # let this many seconds pass, as the backend sees time
 
 
-@pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=["local", pytest.param("redis", marks=pytest.mark.redis), pytest.param("upstash", marks=pytest.mark.redis)]
+)
 def subject(request: pytest.FixtureRequest, tmp_path: Path, clock: Any) -> Iterator[CacheUnderTest]:
     if request.param == "local":
         local = LocalCache(tmp_path / "cache" / "cache.sqlite3", clock)
         yield CacheUnderTest(local, clock.advance)
         local.close()
+    elif request.param == "upstash":
+        server = request.getfixturevalue("upstash_rest")
+        namespace = request.getfixturevalue("redis_namespace")
+        upstash = UpstashCache.from_url(server.url, server.token, namespace=namespace)
+        yield CacheUnderTest(upstash, time.sleep)
+        upstash.close()
     else:
         client = request.getfixturevalue("redis_client")
         namespace = request.getfixturevalue("redis_namespace")
