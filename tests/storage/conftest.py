@@ -152,3 +152,14 @@ def upstash_rest(redis_client: Any) -> Iterator[Any]:
     with upstash_rest_server(REDIS_URL) as server:
         yield server
 
+
+@pytest.fixture(scope="session")
+def supabase_database(postgres_url: str) -> Iterator[str]:
+    """The DSN of a fresh database made Supabase-like (supabase_shim.py) with the migrations of
+    infra/supabase/migrations applied, for the session; dropped afterwards."""
+    from supabase_shim import apply_migrations, supabase_like_database
+
+    with supabase_like_database(postgres_url) as dsn:
+        apply_migrations(dsn)
+        yield dsn
+
