@@ -1,7 +1,8 @@
 """``/dashboard``: a tenant's per-video costs as server-rendered HTML (Jinja2, no build step, no script).
 
 Signing in takes the same API key as the API: the form posts it once, and the answer sets a signed
-session cookie (HttpOnly, SameSite=Lax, Secure over https, path /dashboard) that names the tenant and
+session cookie (HttpOnly, SameSite=Lax, path /dashboard; Secure over https or behind an https
+VIDLUXE_PUBLIC_URL) that names the tenant and
 the key's hash, never the key; every page checks the signature, the expiry and that the key is still
 valid. A tenant sees only its own videos (another tenant's id is a 404, as in the API). Every value is
 escaped by Jinja's autoescape; pages carry a strict Content-Security-Policy (no script at all, the
@@ -141,7 +142,7 @@ def login(request: Request, services: ServicesDep, form: FormFields) -> Response
     response = RedirectResponse("/dashboard", status_code=303)
     response.set_cookie(
         COOKIE_NAME, value, max_age=lifetime, path=_COOKIE_PATH, httponly=True, samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" or (services.service_settings.public_url or "").startswith("https:"),
     )
     return response
 

@@ -112,6 +112,15 @@ class ErrorInfo(BaseModel):
     message: str
 
 
+class TaskCost(BaseModel):
+    """What the task cost so far, from the cost ledger: what the cloud charges for its stage runs and the
+    download of its outputs (USD; the price tables are listed in infra/prices)."""
+
+    total_usd: float
+    by_stage: dict[str, float] = Field(description="Stage -> USD; `delivery` is the download of the outputs.")
+    price_versions: list[str] = Field(default_factory=list, description="The price tables used.")
+
+
 class VideoStatus(BaseModel):
     task_id: str
     pipeline: str
@@ -124,8 +133,8 @@ class VideoStatus(BaseModel):
     metadata: dict[str, Any]
     webhook_url: str | None
     upload_expires_at: datetime | None = Field(description="While awaiting the upload: when its URL expires.")
-    cost: dict[str, Any] | None = Field(
-        default=None, description="{total_usd, by_stage}; present only where a cost ledger is configured."
+    cost: TaskCost | None = Field(
+        default=None, description="Present only where a cost ledger is configured (a price table is found)."
     )
     created_at: datetime
     updated_at: datetime

@@ -128,22 +128,20 @@ class CostStore:
         return [self._from_row(row) for row in rows]
 
     def summary(self, task_id: str) -> CostSummary:
-        """The task's total and per-stage cost (zero while nothing was billed)."""
+        """The task's total and per-stage cost (zero while nothing was billed). One indexed query."""
         with self._db.transaction(write=False) as tx:
-            stages = tx.query(
-                f"SELECT stage, SUM(amount_usd), MIN(id) FROM {self._entries} WHERE task_id = ? "
-                "GROUP BY stage ORDER BY MIN(id)",
+            rows = tx.query(
+                f"SELECT stage, price_version, SUM(amount_usd), MIN(id) FROM {self._entries} WHERE task_id = ? "
+                "GROUP BY stage, price_version ORDER BY MIN(id)",
                 (task_id,),
             )
-            versions = tx.query(
-                f"SELECT DISTINCT price_version FROM {self._entries} WHERE task_id = ? ORDER BY price_version",
-                (task_id,),
-            )
-        by_stage = {str(stage): round_usd(float(amount)) for stage, amount, _ in stages}
+        by_stage: dict[str, float] = {}
+        for stage, _, amount, _ in rows:
+            by_stage[str(stage)] = by_stage.get(str(stage), 0.0) + float(amount)
         return CostSummary(
-            total_usd=round_usd(sum(float(amount) for _, amount, _ in stages)),
-            by_stage=by_stage,
-            price_versions=[str(row[0]) for row in versions],
+            total_usd=round_usd(sum(by_stage.values())),
+            by_stage={stage: round_usd(amount) for stage, amount in by_stage.items()},
+            price_versions=sorted({str(row[1]) for row in rows}),
         )
 
     def _from_row(self, row: Sequence[Any]) -> CostEntry:
