@@ -56,6 +56,12 @@ def build_database(settings: Settings, *, pool_size: int = 4) -> SqlDatabase:
         from shared.storage.sql import SqliteDatabase
 
         return SqliteDatabase(settings.sqlite_path)
+    if settings.task_store == "supabase":
+        raise ConfigurationError(
+            "The supabase task store speaks HTTP and has no SQL database for the other stores (tenants, "
+            "videos, webhooks, costs): where they are needed, use VIDLUXE_TASK_STORE=postgres with "
+            "VIDLUXE_DATABASE_URL set to the Supabase database's connection string."
+        )
     raise ConfigurationError(f"Unknown task store {settings.task_store!r}: set VIDLUXE_TASK_STORE.")
 
 
@@ -63,12 +69,16 @@ def build_task_store(settings: Settings, clock: Clock, *, database: SqlDatabase 
     """The task store over ``database`` (shared, not closed by the store), or over a database of its own
     built by :func:`build_database` (closed with the store).
 
-    Raises ConfigurationError when the postgres backend has no database URL; the backend's own errors
-    (e.g. psycopg.OperationalError) when the database cannot be opened.
+    ``supabase``: over Supabase's HTTP API (PostgREST), for Lambdas: no connection pool, and
+    ``database`` is not used.
+
+    Raises ConfigurationError when the postgres backend has no database URL, or the supabase backend no
+    URL or key; the backend's own errors (e.g. psycopg.OperationalError) when the database cannot be
+    opened.
     """
     from shared.storage.sql_tasks import PostgresTaskStore, SqliteTaskStore, SqlTaskStore
 
-    if database is not None:
+    if database is not None and settings.task_store != "supabase":
         return SqlTaskStore(database, clock)
     if settings.task_store == "postgres":
         if not settings.database_url:
@@ -79,6 +89,18 @@ def build_task_store(settings: Settings, clock: Clock, *, database: SqlDatabase 
         return PostgresTaskStore(settings.database_url, clock)
     if settings.task_store == "sqlite":
         return SqliteTaskStore(settings.sqlite_path, clock)
+    if settings.task_store == "supabase":
+        from shared.storage.supabase_tasks import SupabaseTaskStore
+
+        if not settings.supabase_url or settings.supabase_service_role_key is None:
+            raise ConfigurationError(
+                "The supabase task store needs the project URL and its service_role key: set "
+                "VIDLUXE_SUPABASE_URL and VIDLUXE_SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_URL and "
+                "SUPABASE_SERVICE_ROLE_KEY)."
+            )
+        return SupabaseTaskStore.from_url(
+            settings.supabase_url, settings.supabase_service_role_key.get_secret_value(), clock
+        )
     raise ConfigurationError(f"Unknown task store {settings.task_store!r}: set VIDLUXE_TASK_STORE.")
 
 

@@ -163,3 +163,23 @@ def supabase_database(postgres_url: str) -> Iterator[str]:
         apply_migrations(dsn)
         yield dsn
 
+
+@pytest.fixture(scope="session")
+def postgrest(supabase_database: str) -> Iterator[Any]:
+    """A loopback stand-in for Supabase's REST API over the migrated database (see postgrest_fake.py)."""
+    from postgrest_fake import postgrest_server
+
+    with postgrest_server(supabase_database) as server:
+        yield server
+
+
+@pytest.fixture
+def supabase_tables(supabase_database: str) -> str:
+    """The migrated database with the task store's tables emptied (the contract suite's ids repeat)."""
+    import psycopg
+
+    with psycopg.connect(supabase_database, autocommit=True) as connection:
+        # DELETE: much faster than TRUNCATE on tables this small.
+        for table in ("transitions", "stage_runs", "cost_entries", "videos", "tasks"):
+            connection.execute(f"DELETE FROM public.{table}")
+    return supabase_database

@@ -1,4 +1,6 @@
-"""The TaskStore contract, run against every backend: SQLite and the real PostgreSQL."""
+"""The TaskStore contract, run against every backend: SQLite, the real PostgreSQL, and the supabase-py
+store over HTTP (a loopback stand-in of PostgREST, postgrest_fake.py, over the real PostgreSQL with the
+Supabase migrations applied)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 
 from shared.errors import NotFoundError
 from shared.storage.sql_tasks import PostgresTaskStore, SqliteTaskStore
+from shared.storage.supabase_tasks import SupabaseTaskStore
 from shared.storage.tasks import (
     ResourceUsage,
     StageReport,
@@ -32,11 +35,22 @@ T0 = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 StoreFactory = Callable[[], Any]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("supabase", marks=pytest.mark.postgres),
+    ]
+)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    """How to open the backend: its kind and its location (a file, or a DSN plus a fresh schema)."""
+    """How to open the backend: its kind and its location (a file, a DSN plus a fresh schema, or the
+    REST API's URL and service key over emptied tables)."""
     if request.param == "sqlite":
         return {"kind": "sqlite", "path": tmp_path / "db" / "tasks.sqlite3"}
+    if request.param == "supabase":
+        request.getfixturevalue("supabase_tables")
+        server = request.getfixturevalue("postgrest")
+        return {"kind": "supabase", "url": server.url, "key": server.service_key}
     return {
         "kind": "postgres",
         "dsn": request.getfixturevalue("postgres_url"),
@@ -53,6 +67,8 @@ def open_store(backend: dict[str, Any], clock: Any) -> Iterator[StoreFactory]:
         store: Any
         if backend["kind"] == "sqlite":
             store = SqliteTaskStore(backend["path"], clock)
+        elif backend["kind"] == "supabase":
+            store = SupabaseTaskStore.from_url(backend["url"], backend["key"], clock)
         else:
             store = PostgresTaskStore(backend["dsn"], clock, schema=backend["schema"])
         opened.append(store)
@@ -402,12 +418,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from shared.clock import SystemClock
 from shared.storage.sql_tasks import PostgresTaskStore, SqliteTaskStore
+from shared.storage.supabase_tasks import SupabaseTaskStore
 from shared.storage.tasks import TaskRecord, TaskStatus, TransitionRecord
 
 kind, location, schema = sys.argv[1:4]
 clock = SystemClock()
 if kind == "sqlite":
     store = SqliteTaskStore(Path(location), clock)
+elif kind == "supabase":
+    store = SupabaseTaskStore.from_url(location, schema, clock)
 else:
     store = PostgresTaskStore(location, clock, schema=schema)
 now = datetime.now(UTC)
@@ -425,6 +444,8 @@ def test_writes_survive_kill_9_right_after_returning(
 ) -> None:
     if backend["kind"] == "sqlite":
         args = ["sqlite", str(backend["path"]), ""]
+    elif backend["kind"] == "supabase":
+        args = ["supabase", backend["url"], backend["key"]]
     else:
         args = ["postgres", backend["dsn"], backend["schema"]]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
