@@ -144,7 +144,11 @@ def _has_tables(directory: Path) -> bool:
 
 class CostRecordingTaskStore:
     """A TaskStore that prices what it records: stage runs as they are recorded, the delivery when a task
-    succeeds. Everything else is passed to the wrapped store unchanged."""
+    succeeds. Everything else is passed to the wrapped store unchanged.
+
+    Pricing comes after the wrapped store's write and never fails it: a video is not failed (nor its
+    task.completed event lost) because its cost could not be recorded; the error is logged instead.
+    """
 
     def __init__(self, inner: TaskStore, ledger: CostLedger) -> None:
         self.inner = inner
@@ -152,7 +156,10 @@ class CostRecordingTaskStore:
 
     def record_stage_run(self, report: StageReport) -> None:
         self.inner.record_stage_run(report)
-        self.ledger.record_stage_run(report)
+        try:
+            self.ledger.record_stage_run(report)
+        except Exception:
+            log.exception("stage run not priced", task_id=report.task_id, stage=report.stage)
 
     def update_task(
         self,
@@ -175,7 +182,10 @@ class CostRecordingTaskStore:
             clear_error=clear_error,
         )
         if status == TaskStatus.SUCCEEDED:
-            self.ledger.record_delivery(task)
+            try:
+                self.ledger.record_delivery(task)
+            except Exception:
+                log.exception("delivery not priced", task_id=task_id)
         return task
 
     # -- the rest of TaskStore, unchanged

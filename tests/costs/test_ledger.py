@@ -91,6 +91,22 @@ def test_a_succeeded_task_is_billed_its_delivery_once(store: tuple[CostRecording
     assert tasks.ledger.summary("tsk_1").by_stage == {"delivery": pytest.approx(1.5 / 1024 * 0.09 + 2 * 4e-7, abs=1e-6)}
 
 
+def test_a_pricing_failure_never_fails_the_run_or_the_task(
+    store: tuple[CostRecordingTaskStore, LocalObjectStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks, _ = store
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("the object store is unreachable")
+
+    monkeypatch.setattr(tasks.ledger, "_stored", broken)
+    monkeypatch.setattr(tasks.ledger.store, "replace_stage", broken)
+    tasks.record_stage_run(report())
+    done = tasks.update_task("tsk_1", status=TaskStatus.SUCCEEDED, output={})
+    assert [r.stage for r in tasks.list_stage_runs("tsk_1")] == ["assemble"] and done.status == TaskStatus.SUCCEEDED
+    assert tasks.ledger.store.entries("tsk_1") == []
+
+
 def test_the_runtime_prices_its_runs_and_reports_the_cost(tmp_path: Path) -> None:
     with Runtime.from_settings(Settings(home=tmp_path / "home")) as runtime:
         assert runtime.costs is not None and runtime.costs.prices.version == "2026-11"
