@@ -25,7 +25,7 @@ from shared.api.deps import ServicesDep
 from shared.dashboard.chart import format_unit_price, format_usd
 from shared.dashboard.pages import overview_page, parse_query, video_page
 from shared.dashboard.session import COOKIE_NAME, Session, SessionSigner
-from shared.errors import NotFoundError
+from shared.errors import ConfigurationError, NotFoundError
 from shared.service.models import api_status
 from shared.service.services import Services, dashboard_session_key
 from shared.storage.cost_reports import CostReports
@@ -86,9 +86,18 @@ def _render(name: str, *, status_code: int = 200, **context: Any) -> HTMLRespons
 
 
 def _signer(services: Services) -> SessionSigner:
+    """Raises ConfigurationError (DASHBOARD_SESSION_KEY_MISSING) when no key is set and none can be kept
+    in the data home (a read-only file system, as on Lambda)."""
     signer = services.extras.get(_SIGNER)
     if not isinstance(signer, SessionSigner):
-        signer = SessionSigner(dashboard_session_key(services.settings, services.service_settings))
+        try:
+            key = dashboard_session_key(services.settings, services.service_settings)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Set VIDLUXE_DASHBOARD_SESSION_KEY: no session key can be kept in {services.settings.home} ({exc}).",
+                code="DASHBOARD_SESSION_KEY_MISSING",
+            ) from exc
+        signer = SessionSigner(key)
         services.extras[_SIGNER] = signer
     return signer
 

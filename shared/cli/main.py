@@ -185,6 +185,9 @@ def _status(args: argparse.Namespace, settings: Settings, console: Console) -> i
             console.print(f"  error {report['error']['code']}: {report['error']['message']}")
         for stage in report["stages"]:
             console.print(f"  {stage['stage']:<16} {stage['status']:<9} {stage['duration_seconds']:>8.2f}s")
+        if "cost" in report:
+            cost = report["cost"]
+            console.print(f"  cost ${cost['total_usd']:.6f} (prices {', '.join(cost['price_versions']) or '-'})")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,22 @@ def test_money(usd: float, text: str) -> None:
 def test_unit_prices_in_full() -> None:
     assert format_unit_price(0.0000166667) == "$0.0000166667"
     assert format_unit_price(0.09) == "$0.09"
+
+
+def test_without_a_session_key_and_no_writable_home_the_error_says_what_to_set(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from shared.api.routes_dashboard import _signer
+    from shared.errors import ConfigurationError
+    from shared.settings import Settings
+    from shared.settings_service import ServiceSettings
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    services = SimpleNamespace(settings=Settings(home=blocker / "home"), service_settings=ServiceSettings(),
+                               extras={})
+    with pytest.raises(ConfigurationError, match="VIDLUXE_DASHBOARD_SESSION_KEY") as caught:
+        _signer(services)  # type: ignore[arg-type]
+    assert caught.value.code == "DASHBOARD_SESSION_KEY_MISSING"
+    services.service_settings = ServiceSettings(dashboard_session_key="s" * 32)
+    assert isinstance(_signer(services), SessionSigner)  # type: ignore[arg-type]
