@@ -1,7 +1,8 @@
 """The service's stores for the API and upload-trigger Lambdas, built once per container from VIDLUXE_*.
 
 On AWS the object store is S3 (presigned POST uploads, the S3 event starts the task) and executions run
-on Step Functions (``VIDLUXE_STATE_MACHINE_ARNS``), named by the task id. Events go to the webhook
+on Step Functions (``VIDLUXE_STATE_MACHINE_ARNS``), named by the task id. Secrets come from SSM Parameter
+Store (``VIDLUXE_SSM_SECRETS``) before the settings are read. Events go to the webhook
 outbox in the same database; the delivery worker runs elsewhere (it needs a long-running process).
 """
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 from functools import cache
 
+from functions.observability import configure_lambda_logging
+from functions.secrets import load_ssm_secrets
 from shared.clock import SystemClock
 from shared.service.executions import StepFunctionsExecutions
 from shared.service.services import Services
@@ -21,8 +24,11 @@ from web_hooks.urls import validate_webhook_url
 
 @cache
 def cloud_services() -> Services:
-    """Raises ConfigurationError for incomplete settings, the database driver's errors."""
+    """Raises ConfigurationError for incomplete settings, the database driver's errors, and botocore's
+    errors when SSM refuses to hand over the secrets (:func:`functions.secrets.load_ssm_secrets`)."""
+    load_ssm_secrets()
     settings, service_settings = Settings(), ServiceSettings()
+    configure_lambda_logging(settings)
     clock = SystemClock()
     database = build_database(settings, pool_size=2)
     allow_private = service_settings.webhooks_allow_private
