@@ -1,0 +1,275 @@
+"""serverless.yml renders offline to a CloudFormation template that cfn-lint passes with no error, and
+every state machine passes the npm asl-validator, as a file and as deployed (variables substituted).
+
+The template is also read the way a reviewer would: each ${<Stage>FunctionArn} of each ASL file maps
+to the Lambda that runs that stage; the bucket is private, encrypted and expires objects; every role
+allows no wildcard action, and each function's role may read exactly the SSM parameters it lists.
+No AWS account, credentials or network (beyond npm's registry for the first install) are involved.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from node_tools import NodeMissing, node, node_modules
+
+import state_machines
+from shared.pipeline.registry import StageRegistry
+from shared.stages import ALL_STAGES
+
+SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+Template = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def modules() -> Path:
+    try:
+        return node_modules()
+    except NodeMissing as exc:
+        if os.environ.get("CI"):
+            raise  # .ci/run installs node; a CI without it must not pass silently
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def packaged(modules: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``osls package --stage ci`` with no AWS credentials in its environment."""
+    out = tmp_path_factory.mktemp("serverless")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    result = node(
+        str(modules / "osls" / "bin" / "serverless.js"), "package", "--stage", "ci", "--package", str(out),
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out / "cloudformation-template-update-stack.json"
+
+
+@pytest.fixture(scope="module")
+def template(packaged: Path) -> Template:
+    document: Template = json.loads(packaged.read_text())
+    return document
+
+
+def _resources(template: Template, kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _get_att(value: Any) -> str:
+    assert isinstance(value, dict) and "Fn::GetAtt" in value, value
+    return str(value["Fn::GetAtt"][0])
+
+
+def test_cfn_lint_finds_no_errors(packaged: Path) -> None:
+    from cfnlint.api import ManualArgs, lint_file  # pip install cfn-lint (the test extras)
+
+    matches = lint_file(packaged, ManualArgs(regions=["us-east-1", "eu-west-1"]))
+    errors = [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches if m.rule.id.startswith("E")]
+    assert errors == []
+    # Serverless adds a DependsOn on each function's role and log group beside the GetAtt (W3005); any
+    # other warning comes from our own resources.
+    warnings = [f"{m.rule.id} {m.message}" for m in matches if m.rule.id != "W3005"]
+    assert warnings == []
+
+
+# ----------------------------------------------------------------------------------- state machines
+
+
+def test_state_machines_are_the_asl_files_with_each_stage_substituted(template: Template) -> None:
+    registry = StageRegistry(ALL_STAGES)
+    functions = _resources(template, "AWS::Lambda::Function")
+    machines = {
+        r["Properties"]["StateMachineName"].removeprefix("vidluxe-ci-"): r["Properties"]
+        for r in _resources(template, "AWS::StepFunctions::StateMachine").values()
+    }
+    assert sorted(machines) == state_machines.available()
+    for pipeline, machine in machines.items():
+        assert machine["Definition"] == state_machines.definition(pipeline)  # the file, as it is
+        text = json.dumps(machine["Definition"])
+        assert set(machine["DefinitionSubstitutions"]) == set(SUBSTITUTION.findall(text))
+        for variable, arn in machine["DefinitionSubstitutions"].items():
+            stage = registry.resolve(f"${{{variable}}}")
+            function = functions[_get_att(arn)]["Properties"]
+            assert function["ImageConfig"]["Command"] == [f"functions.stages.{stage.name}"], variable
+        invoked = {_get_att(a) for a in machine["DefinitionSubstitutions"].values()}
+        role = template["Resources"][_get_att(machine["RoleArn"])]
+        allowed = _statements(role, "lambda:InvokeFunction")
+        assert invoked <= {_get_att(r) for s in allowed for r in _list(s["Resource"])}
+
+
+def test_asl_validator_accepts_every_state_machine(modules: Path, template: Template) -> None:
+    validator = str(modules / "asl-validator" / "dist" / "bin" / "asl-validator.js")
+    files = [f"state_machines/{name}.asl.json" for name in state_machines.available()]
+    result = node(validator, *(arg for path in files for arg in ("--json-path", path)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("is valid") == len(files), result.stdout
+
+    # As Step Functions receives them: every variable replaced by a Lambda ARN (the ARN check applies).
+    for machine in _resources(template, "AWS::StepFunctions::StateMachine").values():
+        text = SUBSTITUTION.sub(
+            lambda m: f"arn:aws:lambda:us-east-1:123456789012:function:vidluxe-ci-{m[1]}",
+            json.dumps(machine["Properties"]["Definition"]),
+        )
+        result = node(validator, "--json-definition", text)
+        assert result.returncode == 0 and "is valid" in result.stdout, result.stdout + result.stderr
+
+
+def test_asl_validator_rejects_a_broken_definition(modules: Path) -> None:
+    broken = state_machines.definition("enhance")
+    broken["States"]["Probe"]["Next"] = "NoSuchState"
+    validator = str(modules / "asl-validator" / "dist" / "bin" / "asl-validator.js")
+    result = node(validator, "--json-definition", json.dumps(broken))
+    assert result.returncode != 0 and "NoSuchState" in result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------------------------------ functions
+
+
+def test_every_handler_is_importable_and_every_stage_has_a_function(template: Template) -> None:
+    commands = [
+        r["Properties"]["ImageConfig"]["Command"][0] for r in _resources(template, "AWS::Lambda::Function").values()
+    ]
+    for command in commands:
+        module, _, name = command.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name)), command
+    assert {c.removeprefix("functions.stages.") for c in commands if c.startswith("functions.stages.")} == {
+        stage.name for stage in ALL_STAGES
+    }
+    assert {"functions.api.handler", "functions.upload_trigger.handler"} <= set(commands)
+
+
+def test_http_api_routes_reach_the_api_function(template: Template) -> None:
+    routes = {r["Properties"]["RouteKey"] for r in _resources(template, "AWS::ApiGatewayV2::Route").values()}
+    assert {"ANY /v1/{proxy+}", "GET /healthz", "GET /readyz", "ANY /dashboard", "ANY /dashboard/{proxy+}"} <= routes
+    (integration,) = _resources(template, "AWS::ApiGatewayV2::Integration").values()
+    assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+
+
+def test_log_groups_keep_30_days(template: Template) -> None:
+    groups = _resources(template, "AWS::Logs::LogGroup")
+    assert len(groups) >= len(_resources(template, "AWS::Lambda::Function")) + 2
+    assert {g["Properties"].get("RetentionInDays") for g in groups.values()} == {30}
+
+
+# -------------------------------------------------------------------------------------------- storage
+
+
+def test_media_bucket_is_private_encrypted_and_expires_objects(template: Template) -> None:
+    bucket = template["Resources"]["MediaBucket"]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == dict.fromkeys(
+        ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+    )
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    rules = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["uploads-expire"]["Prefix"] == "uploads/" and rules["uploads-expire"]["ExpirationInDays"] > 0
+    assert rules["tasks-expire"]["Prefix"] == "tasks/" and rules["tasks-expire"]["ExpirationInDays"] > 0
+    assert rules["abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+    policy = template["Resources"]["MediaBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false" for s in policy)
+
+
+def test_uploads_notify_the_upload_trigger_and_every_function_uses_the_bucket(template: Template) -> None:
+    bucket = template["Resources"]["MediaBucket"]
+    (notification,) = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "uploads/"}]
+    assert _get_att(notification["Function"]) == "UploadTriggerLambdaFunction"
+    permission = template["Resources"]["UploadTriggerS3Permission"]["Properties"]
+    assert permission["Principal"] == "s3.amazonaws.com" and "UploadTriggerS3Permission" in _list(bucket["DependsOn"])
+    name = bucket["Properties"]["BucketName"]["Fn::Sub"]
+    assert permission["SourceArn"]["Fn::Sub"] == f"arn:${{AWS::Partition}}:s3:::{name}"
+    for function in _resources(template, "AWS::Lambda::Function").values():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["VIDLUXE_S3_BUCKET"] == {"Fn::Sub": name} and env["VIDLUXE_OBJECT_STORE"] == "s3"
+
+
+def test_upload_trigger_idempotency_table_has_powertools_layout(template: Template) -> None:
+    table = template["Resources"]["IdempotencyTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]  # DynamoDBPersistenceLayer's key_attr
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}  # its expiry_attr
+    env = template["Resources"]["UploadTriggerLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["VIDLUXE_IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+    machines = sorted(_resources(template, "AWS::StepFunctions::StateMachine"))
+    for function in ("ApiLambdaFunction", "UploadTriggerLambdaFunction"):
+        arns = template["Resources"][function]["Properties"]["Environment"]["Variables"]["VIDLUXE_STATE_MACHINE_ARNS"]
+        assert set(json.loads(re.sub(r"\$\{(\w+)\}", r"\1", arns["Fn::Sub"])).values()) == set(machines)
+
+
+# ------------------------------------------------------------------------------------------------ IAM
+
+# Actions AWS grants on no narrower resource than "*".
+_RESOURCE_STAR_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"} | {
+    f"logs:{a}"
+    for a in (
+        "CreateLogDelivery", "GetLogDelivery", "UpdateLogDelivery", "DeleteLogDelivery", "ListLogDeliveries",
+        "PutResourcePolicy", "DescribeResourcePolicies", "DescribeLogGroups",
+    )
+}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _all_statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for policy in role["Properties"].get("Policies", []):
+        yield from policy["PolicyDocument"]["Statement"]
+
+
+def _statements(role: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in _all_statements(role) if s["Effect"] == "Allow" and action in _list(s["Action"])]
+
+
+def test_roles_allow_no_wildcard_action_and_star_resources_only_where_aws_requires(template: Template) -> None:
+    roles = _resources(template, "AWS::IAM::Role")
+    assert "IamRoleLambdaExecution" not in roles  # no shared default role: each function names its own
+    for name, role in roles.items():
+        assert not role["Properties"].get("ManagedPolicyArns"), name
+        for statement in _all_statements(role):
+            actions = _list(statement["Action"])
+            assert not any(a == "*" or a.endswith(":*") for a in actions), (name, actions)
+            if "*" in _list(statement["Resource"]):
+                assert set(actions) <= _RESOURCE_STAR_ACTIONS, (name, actions)
+
+
+def test_each_function_may_read_exactly_the_secrets_it_lists(template: Template) -> None:
+    def parameter_of(resource: Any) -> str:
+        return str(resource["Fn::Sub"]).split(":parameter", 1)[1]
+
+    for name, function in _resources(template, "AWS::Lambda::Function").items():
+        properties = function["Properties"]
+        listed = set(properties["Environment"]["Variables"]["VIDLUXE_SSM_SECRETS"].split(","))
+        assert "/vidluxe/ci/VIDLUXE_DATABASE_URL" in listed, name
+        role = template["Resources"][_get_att(properties["Role"])]
+        readable = {
+            parameter_of(r)
+            for action in ("ssm:GetParameters", "ssm:GetParameter")
+            for s in _statements(role, action)
+            for r in _list(s["Resource"])
+        }
+        assert readable == listed, name
+        (decrypt,) = _statements(role, "kms:Decrypt")
+        assert decrypt["Condition"]["StringEquals"]["kms:ViaService"] == {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}
+
+
+def test_s3_grants_follow_what_each_function_does(template: Template) -> None:
+    def objects(role_name: str, action: str) -> set[str]:
+        role = template["Resources"][role_name]
+        return {
+            str(r["Fn::Sub"]).rsplit("}", 1)[1] for s in _statements(role, action) for r in _list(s["Resource"])
+        }
+
+    assert objects("ApiRole", "s3:PutObject") == {"/uploads/*"}  # what a presigned POST can write
+    assert objects("UploadTriggerRole", "s3:PutObject") == set()
+    assert objects("UploadTriggerRole", "s3:GetObject") == {"/uploads/*"}
+    assert objects("StageRole", "s3:PutObject") == {"/tasks/*"}
+    assert objects("StageRole", "s3:GetObject") == {"/uploads/*", "/tasks/*"}
+    for role in _resources(template, "AWS::IAM::Role"):
+        assert not _statements(template["Resources"][role], "s3:DeleteObject"), role
