@@ -27,6 +27,7 @@ from typing import Any
 HEARTBEAT_SECONDS = 30.0  # well under the Task's HeartbeatSeconds (see modal_apps/README.md)
 CAUSE_LIMIT = 32_000  # SendTaskFailure's cause is at most 32,768 characters
 ERROR_LIMIT = 256  # ... and its error at most 256
+EXPIRED = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")  # nobody waits for this token any more
 
 
 class TaskTokenExpired(Exception):
@@ -60,17 +61,21 @@ class TaskReporter:
         if self._last is not None and now - self._last < self._every:
             return
         self._last = now
-        try:
-            self._client.send_task_heartbeat(taskToken=self.token)
-        except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-            if code in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
-                raise TaskTokenExpired(f"Step Functions stopped waiting ({code}).") from exc
-            raise
+        self._send("send_task_heartbeat", taskToken=self.token)
 
     def succeed(self, output: dict[str, Any]) -> None:
+        """Raises TaskTokenExpired when the task was already closed (a duplicate run reported first)."""
         if self.token is not None:
-            self._client.send_task_success(taskToken=self.token, output=json.dumps(output))
+            self._send("send_task_success", taskToken=self.token, output=json.dumps(output))
+
+    def _send(self, operation: str, **params: Any) -> None:
+        try:
+            getattr(self._client, operation)(**params)
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in EXPIRED:
+                raise TaskTokenExpired(f"Step Functions stopped waiting ({code}).") from exc
+            raise
 
     def fail(self, exc: BaseException) -> None:
         if self.token is None:
@@ -130,5 +135,8 @@ def run_reported(
             raise
         reporter.fail(exc)
         return {"error": type(exc).__name__, "reported": True}
-    reporter.succeed(result)
+    try:
+        reporter.succeed(result)
+    except TaskTokenExpired:
+        return {**result, "reported": False}  # another run of the same task reported first
     return result
