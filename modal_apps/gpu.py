@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 HEARTBEAT_SECONDS = 30.0  # well under the Task's HeartbeatSeconds (see modal_apps/README.md)
 CAUSE_LIMIT = 32_000  # SendTaskFailure's cause is at most 32,768 characters
@@ -140,3 +142,15 @@ def run_reported(
     except TaskTokenExpired:
         return {**result, "reported": False}  # another run of the same task reported first
     return result
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` items (the last may be shorter), for frames on their way to a GPU."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -24,7 +24,6 @@ import contextlib
 import functools
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -34,7 +33,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modal_apps import checkpoints
-from modal_apps.gpu import GpuEnvironment, TaskReporter, run_reported
+from modal_apps.gpu import GpuEnvironment, TaskReporter, batched, run_reported
 
 U8 = NDArray[np.uint8]
 Method = Literal["modnet", "rvm"]
@@ -201,17 +200,6 @@ def matte_chunk(request: MatteRequest, method: Method, objects: Any, reporter: T
                              code="MATTING_FAILED")
         objects.put_file(request.output_key, out, "video/mp4")
     return result_of(request, method)
-
-
-def batched(frames: Iterable[U8], size: int) -> Iterator[list[U8]]:
-    batch: list[U8] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 class GrayVideoWriter:
