@@ -33,6 +33,21 @@ def s3_object_created(bucket: str, key: str, size: int, *, sequencer: str = "005
     return event
 
 
+def execution_status_change(
+    execution_arn: str, status: str, *, output: Any = None, error: str | None = None, cause: str | None = None
+) -> dict[str, Any]:
+    """EventBridge's "Step Functions Execution Status Change" for ``execution_arn`` (its name: the task id)."""
+    event = _load("eventbridge_sfn_status_change.json")
+    machine_arn, name = execution_arn.replace(":execution:", ":stateMachine:", 1).rsplit(":", 1)
+    detail = event["detail"]
+    event["resources"] = [execution_arn]
+    detail.update(executionArn=execution_arn, stateMachineArn=machine_arn, name=name, status=status)
+    detail.update(output=None if output is None else json.dumps(output), error=error, cause=cause)
+    if status in ("RUNNING", "FAILED", "TIMED_OUT", "ABORTED"):
+        detail["stopDate"] = None if status == "RUNNING" else detail["stopDate"]
+    return event
+
+
 def http_api(
     method: str, path: str, *, route: str, headers: dict[str, str] | None = None, body: str | None = None
 ) -> dict[str, Any]:

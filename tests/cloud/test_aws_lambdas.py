@@ -15,9 +15,10 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_events import LambdaContext, http_api, s3_object_created, step_functions_payload
+from aws_events import LambdaContext, execution_status_change, http_api, s3_object_created, step_functions_payload
 
 import functions.api
+import functions.execution_events
 import functions.stages
 import functions.upload_trigger
 import state_machines
@@ -201,6 +202,65 @@ def test_stage_lambda_runs_the_payload_step_functions_sends(
     assert all(line["StageSeconds"][0] >= 0 for line in emf)
     failure = next(line for line in lines if line.get("message") == "stage failed")
     assert failure["correlation_id"] == task.task_id and failure["function_name"] == "vidluxe-test-probe"
+
+
+def test_execution_status_changes_move_the_task_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws: None, fresh_containers: None, clip: Path,
+    lambda_stdout: Callable[[], list[dict[str, Any]]],
+) -> None:
+    stack = _deploy(tmp_path, monkeypatch)
+    created, key, auth = _create_and_upload(stack, clip)
+    functions.upload_trigger.handler(s3_object_created(BUCKET, key, clip.stat().st_size), LambdaContext("t"))
+    (execution,) = stack.sfn.list_executions(stateMachineArn=stack.machines["enhance"])["executions"]
+    arn, task_id = execution["executionArn"], created["task_id"]
+    context = LambdaContext("vidluxe-test-executionEvents")
+
+    def send(status: str, **fields: Any) -> dict[str, Any]:
+        return functions.execution_events.handler(execution_status_change(arn, status, **fields), context)
+
+    output = {"task_id": task_id, "final_key": f"tasks/{task_id}/finalize/abc/final.mp4", "duration_seconds": 1.5}
+    stack.s3.put_object(Bucket=BUCKET, Key=output["final_key"], Body=clip.read_bytes())  # what Finalize wrote
+    assert send("SUCCEEDED", output=output)["moved"]  # EventBridge may deliver it before RUNNING
+    assert send("RUNNING") == {"task_id": task_id, "status": "RUNNING", "moved": False}
+    assert not send("SUCCEEDED", output=output)["moved"]  # at least once
+    tasks = functions.execution_events.cloud_services().runtime.tasks
+    task = tasks.get_task(task_id)
+    assert task.status.value == "succeeded" and task.output == output
+
+    status, _, document = _api(http_api("GET", f"/v1/videos/{task_id}", route="ANY /v1/{proxy+}", headers=auth))
+    assert status == 200 and document["status"] == "completed"
+    assert document["outputs"]["final.mp4"].startswith(f"https://{BUCKET}.s3.amazonaws.com/tasks/{task_id}/")
+    lines = lambda_stdout()
+    moves = [(line["correlation_id"], line["status"], line["moved"]) for line in lines if "moved" in line]
+    assert moves == [(task_id, "SUCCEEDED", True), (task_id, "RUNNING", False), (task_id, "SUCCEEDED", False)]
+
+
+def test_a_failed_execution_records_the_stage_error_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws: None, fresh_containers: None, clip: Path
+) -> None:
+    stack = _deploy(tmp_path, monkeypatch)
+    created, key, _ = _create_and_upload(stack, clip)
+    functions.upload_trigger.handler(s3_object_created(BUCKET, key, clip.stat().st_size), LambdaContext("t"))
+    (execution,) = stack.sfn.list_executions(stateMachineArn=stack.machines["enhance"])["executions"]
+    context = LambdaContext("vidluxe-test-executionEvents")
+    # The Cause a Lambda's unhandled exception gives Step Functions: the runtime's error document.
+    cause = json.dumps({
+        "errorMessage": "INPUT_NOT_VIDEO: clip.mp4 has no video stream.",
+        "errorType": "InvalidInputError",
+        "requestId": "b7b2a4e6-1f0e-4f1b-9d0e-6f3c2a1b0c9d",
+        "stackTrace": ['  File "/var/task/functions/stages.py", line 53, in run\n'],
+    })
+    assert functions.execution_events.handler(execution_status_change(execution["executionArn"], "RUNNING"), context)[
+        "moved"
+    ]
+    event = execution_status_change(execution["executionArn"], "FAILED", error="InvalidInputError", cause=cause)
+    assert functions.execution_events.handler(event, context)["moved"]
+    task = functions.execution_events.cloud_services().runtime.tasks.get_task(created["task_id"])
+    assert (task.status.value, task.error_code, task.error_message) == (
+        "failed", "INPUT_NOT_VIDEO", "clip.mp4 has no video stream."
+    )
+    timed_out = functions.execution_events.task_error("States.Timeout", "The execution timed out.")
+    assert timed_out == ("States.Timeout", "The execution timed out.")
 
 
 def test_every_stage_of_every_state_machine_has_a_lambda_handler() -> None:

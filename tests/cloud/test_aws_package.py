@@ -103,6 +103,20 @@ def test_state_machines_are_the_asl_files_with_each_stage_substituted(template: 
         assert invoked <= {_get_att(r) for s in allowed for r in _list(s["Resource"])}
 
 
+def test_execution_status_changes_reach_the_execution_events_function(template: Template) -> None:
+    rule = template["Resources"]["ExecutionStatusRule"]["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    machines = _resources(template, "AWS::StepFunctions::StateMachine")
+    assert sorted(r["Ref"] for r in pattern["detail"]["stateMachineArn"]) == sorted(machines)
+    (target,) = rule["Targets"]
+    assert _get_att(target["Arn"]) == "ExecutionEventsLambdaFunction"
+    permission = template["Resources"]["ExecutionEventsPermission"]["Properties"]
+    assert permission["Principal"] == "events.amazonaws.com"
+    assert _get_att(permission["SourceArn"]) == "ExecutionStatusRule"
+
+
 def test_asl_validator_accepts_every_state_machine(modules: Path, template: Template) -> None:
     validator = str(modules / "asl-validator" / "dist" / "bin" / "asl-validator.js")
     files = [f"state_machines/{name}.asl.json" for name in state_machines.available()]
