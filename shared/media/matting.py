@@ -1148,18 +1148,10 @@ class _PipeSource:
             ffmpeg_exe(), *BASE_ARGS, *decode_args,
             "-f", "rawvideo", "-pix_fmt", "yuv420p", "-color_range", "tv", "pipe:1",
         ]  # fmt: skip
-        try:
-            self._process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
-            )
-        except OSError as exc:
-            raise MediaError(f"Could not start ffmpeg: {exc}", code="MATTING_FAILED") from exc
-        assert self._process.stdout is not None and self._process.stderr is not None
-        self._child = _Child(self._process)
+        self._child = _Child(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, bufsize=0)
+        self._process = self._child.process
+        assert self._process.stdout is not None
         self._stdout = self._process.stdout
-        self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
-        self._drainer = threading.Thread(target=_drain, args=(self._process.stderr, self._stderr), daemon=True)
-        self._drainer.start()
         self._buffers: queue.Queue[NDArray[np.uint8] | BaseException | None] = queue.Queue(maxsize=_READ_AHEAD)
         self._reader_cpu_seconds = 0.0
         self._stop = threading.Event()
@@ -1187,7 +1179,7 @@ class _PipeSource:
             yield _Frame(count, y, u, v, _guide(*small), small[0], model_rgb, decoded=decoded)
             count += 1
         status = self._child.wait()
-        self._drainer.join(timeout=5)
+        self._child.join_stderr()
         if status != 0:
             raise MediaError(
                 f"Decoding for matting failed (ffmpeg exit status {status}):\n{self._stderr_tail()}",
@@ -1231,7 +1223,7 @@ class _PipeSource:
                 continue
 
     def _stderr_tail(self) -> str:
-        return "\n".join(line for line in self._stderr if line.strip()) or "(no error output)"
+        return self._child.stderr_tail()
 
     @property
     def cpu_seconds(self) -> float:
@@ -1244,7 +1236,7 @@ class _PipeSource:
                 self._process.kill()
         self._child.wait()
         self._reader.join(timeout=5)
-        self._drainer.join(timeout=5)
+        self._child.join_stderr()
         self._stdout.close()
 
 
@@ -1350,18 +1342,10 @@ class _FfmpegWriter:
             "-pix_fmt", "gray", "-color_range", "pc",  # full range: 0 and 255 stay 0 and 255
             "-movflags", "+faststart", "-f", "mp4", str(self._partial),
         ]  # fmt: skip
-        try:
-            self._process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-            )
-        except OSError as exc:
-            raise MediaError(f"Could not start ffmpeg: {exc}", code="MATTING_FAILED") from exc
-        assert self._process.stderr is not None and self._process.stdin is not None
-        self._child = _Child(self._process)
+        self._child = _Child(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        self._process = self._child.process
+        assert self._process.stdin is not None
         self._stdin = self._process.stdin
-        self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
-        self._drainer = threading.Thread(target=_drain, args=(self._process.stderr, self._stderr), daemon=True)
-        self._drainer.start()
 
     def write(self, alpha: U8, frame: Planes) -> None:
         try:
@@ -1387,13 +1371,13 @@ class _FfmpegWriter:
         with contextlib.suppress(OSError):
             self._stdin.close()
         self._child.wait()
-        self._drainer.join(timeout=5)
+        self._child.join_stderr()
         self._partial.unlink(missing_ok=True)
 
     def _fail(self) -> None:
-        self._drainer.join(timeout=5)
+        self._child.join_stderr()
         self._partial.unlink(missing_ok=True)
-        tail = "\n".join(line for line in self._stderr if line.strip()) or "(no error output)"
+        tail = self._child.stderr_tail()
         raise MediaError(
             f"Encoding the matte failed (ffmpeg exit status {self._process.returncode}):\n{tail}",
             code="MATTING_FAILED",
@@ -1467,18 +1451,35 @@ class _Output:
 
 
 class _Child:
-    """An ffmpeg child waited for once, from whichever thread gets there first, keeping its CPU seconds."""
+    """An ffmpeg child: started, its stderr drained on a thread (the last lines kept for errors), and
+    waited for once, from whichever thread gets there first, keeping its CPU seconds."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self._process = process
+    def __init__(self, command: list[str], *, stdin: int, stdout: int, bufsize: int = -1) -> None:
+        """Raises MediaError (MATTING_FAILED) when ffmpeg cannot be started."""
+        try:
+            self.process = subprocess.Popen(
+                command, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, bufsize=bufsize
+            )
+        except OSError as exc:
+            raise MediaError(f"Could not start ffmpeg: {exc}", code="MATTING_FAILED") from exc
+        assert self.process.stderr is not None
+        self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
+        self._drainer = threading.Thread(target=_drain, args=(self.process.stderr, self._stderr), daemon=True)
+        self._drainer.start()
         self._lock = threading.Lock()
         self.cpu_seconds = 0.0
 
     def wait(self) -> int:
         with self._lock:
-            code, cpu_seconds = wait_for_exit(self._process)
+            code, cpu_seconds = wait_for_exit(self.process)
             self.cpu_seconds += cpu_seconds
             return code
+
+    def join_stderr(self) -> None:
+        self._drainer.join(timeout=5)
+
+    def stderr_tail(self) -> str:
+        return "\n".join(line for line in self._stderr if line.strip()) or "(no error output)"
 
 
 def _drain(stream: IO[bytes], tail: deque[str]) -> None:
