@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     image_provider: Literal["procedural", "replicate-flux", "nano-banana"] = "procedural"
     image_api_key: SecretStr | None = Field(default=None, description="Replicate or Google API key.")
 
+    # Who draws the CompositionSpec: ffmpeg (shared/media/render.py) or the Remotion composition on
+    # Remotion Lambda (remotion/, shared/providers/remotion.py).
+    renderer: Literal["ffmpeg", "remotion"] = "ffmpeg"
+    remotion_function_name: str | None = Field(default=None, description="The deployed Remotion Lambda function.")
+    remotion_serve_url: str | None = Field(default=None, description="The Remotion site (remotion/) on S3.")
+    remotion_region: str | None = Field(default=None, description="AWS region of the Remotion function and site.")
+
     price_version: str | None = Field(
         default=None, description="The cost ledger's price table (infra/prices/<version>.toml); default: the newest."
     )
