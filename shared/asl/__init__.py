@@ -12,9 +12,10 @@ Supported constructs and the deliberately unsupported ones are listed in
 from shared.asl.definition import StateMachine
 from shared.asl.errors import AslDefinitionError, TaskFailedError
 from shared.asl.interpreter import run_execution
-from shared.asl.model import CompletedState, ExecutionResult, Journal, TaskContext, TaskInvoker
+from shared.asl.model import CALLBACK_SUFFIX, CompletedState, ExecutionResult, Journal, TaskContext, TaskInvoker
 
 __all__ = [
+    "CALLBACK_SUFFIX",
     "AslDefinitionError",
     "CompletedState",
     "ExecutionResult",

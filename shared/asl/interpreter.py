@@ -11,7 +11,9 @@ JSONata query language and its fields (Arguments, Output, Items), workflow varia
 Distributed Map (ItemReader, ItemBatcher, ResultWriter, failure tolerance, Label,
 ``ProcessorConfig.Mode: DISTRIBUTED``), MaxConcurrencyPath, HeartbeatSecondsPath and task
 Credentials. HeartbeatSeconds is accepted but not enforced. Task resources are opaque strings
-handed to the caller's invoker: there are no built-in service integrations.
+handed to the caller's invoker: there are no built-in service integrations. A Task whose Resource
+ends with ``.waitForTaskToken`` (the callback pattern) gets ``$$.Task.Token`` in its context object;
+the invoker decides what the callback means (whoever holds the token must answer before it returns).
 
 Execution model:
 
@@ -55,7 +57,7 @@ from shared.asl.errors import (
     error_from_exception,
 )
 from shared.asl.intrinsics import evaluate, is_intrinsic, parse_intrinsic
-from shared.asl.model import ExecutionResult, Journal, TaskContext, TaskInvoker
+from shared.asl.model import CALLBACK_SUFFIX, ExecutionResult, Journal, TaskContext, TaskInvoker
 from shared.asl.paths import apply_result_path, compact_json, select, select_with_context
 from shared.asl.retry import RetryBudget, find_catcher
 from shared.asl.templates import render
@@ -267,6 +269,10 @@ class _Runner:
         }
         if map_item is not None:
             context["Map"] = {"Item": {"Index": map_item[0], "Value": map_item[1]}}
+        if visit.state["Type"] == "Task" and visit.state["Resource"].endswith(CALLBACK_SUFFIX):
+            # The callback pattern's token ($$.Task.Token). The engine only names it (per visit and
+            # attempt); what a callback means locally is the task invoker's decision.
+            context["Task"] = {"Token": f"{self.execution_id}/{visit.position}/{visit.retry_count}"}
         return context
 
     @staticmethod

@@ -6,6 +6,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+# A Task resource ending with this waits for a callback: its context object carries ``Task.Token``.
+CALLBACK_SUFFIX = ".waitForTaskToken"
+
 
 @dataclass
 class TaskContext:
