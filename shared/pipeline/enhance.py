@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +16,13 @@ from shared.stages.style import PRESETS
 from shared.storage.tasks import TaskRecord
 
 PIPELINE = "enhance"
+
+Matting = Literal["local", "modnet", "rvm"]
+# Where each chunk's person is matted: "local" (the embedded model, inline in the renderer; the default)
+# or a GPU model on Modal (modal_apps/matting.py, function ``matte_<choice>``), reached only from AWS Step
+# Functions, whose MatteOnGpu Task hands a task token to functions/gpu_dispatch.py.
+LOCAL_MATTING: frozenset[str] = frozenset({"local"})
+GPU_MATTING: frozenset[str] = frozenset({"modnet", "rvm"})
 
 
 class OutputFormat(BaseModel):
@@ -44,14 +52,31 @@ class EnhanceOptions(BaseModel):
     max_duration_seconds: float = Field(default=600.0, gt=0)
     keyframe_interval: int = Field(default=5, ge=1, le=60)
     chunk_seconds: float = Field(default=5.0, ge=1.0, le=60.0)
+    matting: Matting = Field(
+        default="local",
+        description="Who mattes the person: 'local' (the embedded model) or a GPU model on Modal, 'modnet' "
+        "(non-commercial weights) or 'rvm' (GPL-3.0); the GPU choices need the AWS deployment.",
+    )
 
 
-def check_options(options: EnhanceOptions) -> None:
-    """Raises InvalidInputError (UNKNOWN_PRESET) for a preset that does not exist."""
+def check_options(options: EnhanceOptions, *, matting_available: Collection[str] = LOCAL_MATTING) -> None:
+    """Check what the model cannot: the preset exists, and the matting choice can run where the task will.
+
+    ``matting_available``: the matting choices of the executor that will run the task; the embedded
+    engine has only "local" (no Modal, nobody to answer a task token), Step Functions has them all.
+    Raises InvalidInputError: UNKNOWN_PRESET, or MATTING_PROVIDER_UNAVAILABLE for a GPU choice the
+    executor cannot run (at submit time, rather than a task that fails or waits later).
+    """
     if options.preset is not None and options.preset not in PRESETS:
         raise InvalidInputError(
             f"Unknown preset {options.preset!r}; choose one of: {', '.join(PRESETS)}.", code="UNKNOWN_PRESET",
             details={"field": "options.preset"},
+        )
+    if options.matting not in matting_available:
+        raise InvalidInputError(
+            f"Matting {options.matting!r} runs on a Modal GPU, started from AWS Step Functions; this runtime "
+            f"runs tasks on the embedded engine, which offers: {', '.join(sorted(matting_available))}.",
+            code="MATTING_PROVIDER_UNAVAILABLE", details={"field": "options.matting"},
         )
 
 
@@ -76,7 +101,8 @@ def submit_enhance(
     """Ingest the user's files into the object store and create the task (not yet run).
 
     A missing or unreadable file still creates the task, recorded as failed with INPUT_NOT_FOUND, so
-    the attempt is visible in ``vidluxe tasks``. Raises InvalidInputError for an unknown preset.
+    the attempt is visible in ``vidluxe tasks``. Raises InvalidInputError for an unknown preset, and for
+    a GPU matting choice (MATTING_PROVIDER_UNAVAILABLE): the task would run on the embedded engine.
     """
     check_options(options)
     initial = execution_input(options, source_key=None, source_name=video.name, delivery=delivery)

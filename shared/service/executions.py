@@ -19,6 +19,10 @@ log = structlog.get_logger("vidluxe.executions")
 
 
 class Executions(Protocol):
+    # Whether the executor runs callback Tasks (``.waitForTaskToken``: the GPU stages on Modal). Step
+    # Functions does; the embedded engine refuses them, so a task choosing one is refused at submit time.
+    runs_callback_tasks: bool
+
     def start(self, task: TaskRecord) -> bool:
         """Start the task's execution (named by its id); False if one with that name exists already."""
         ...
@@ -30,6 +34,8 @@ class Executions(Protocol):
 
 class StepFunctionsExecutions:
     """Executions on AWS Step Functions: one state machine per pipeline, from ``state_machine_arns``."""
+
+    runs_callback_tasks = True
 
     def __init__(self, client: Any, state_machine_arns: dict[str, str]) -> None:
         """``client``: a boto3 ``stepfunctions`` client."""

@@ -58,6 +58,8 @@ class LocalRunner:
         self._on_finished = on_finished
         self.workers = workers
 
+    runs_callback_tasks = False  # the embedded engine: no Modal, nobody answers a task token
+
     def start(self, task: TaskRecord) -> bool:
         """Queue the task's execution; False if it is queued or running already, or the runner is shut down."""
         with self._lock:

@@ -132,7 +132,8 @@ class VideoService:
         """Create a task awaiting its upload(s); (the answer, whether it was created now).
 
         With ``idempotency_key`` a repeated request returns the first one's task and upload targets.
-        Raises InvalidInputError (UNKNOWN_PRESET, a webhook URL error), ConflictError
+        Raises InvalidInputError (UNKNOWN_PRESET, MATTING_PROVIDER_UNAVAILABLE: a GPU matting choice
+        when tasks run on the embedded engine, a webhook URL error), ConflictError
         (IDEMPOTENCY_KEY_REUSED) when the key was used for a different request.
         """
         request_hash = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
@@ -141,7 +142,10 @@ class VideoService:
             if existing is not None:
                 return self._created_answer(existing, request_hash), False
         if isinstance(request, CreateEnhanceVideo):
-            enhance.check_options(request.options)
+            gpu = self.executions is not None and self.executions.runs_callback_tasks
+            enhance.check_options(
+                request.options, matting_available=enhance.LOCAL_MATTING | (enhance.GPU_MATTING if gpu else frozenset())
+            )
         if request.webhook_url is not None and self._check_webhook_url is not None:
             self._check_webhook_url(request.webhook_url)
 
