@@ -11,19 +11,28 @@ function reports with SendTaskSuccess or SendTaskFailure (modal_apps/gpu.py), or
 The output key is derived here when the request has none: ``tasks/<task_id>/<stage>-gpu/<hash>/<name>``
 with the hash of the request, so a retried Task (a new token, the same request) finds the first
 attempt's output and the GPU does not run twice. Only the functions in :data:`GPU_FUNCTIONS` can be
-started. Modal's client reads ``MODAL_TOKEN_ID`` and ``MODAL_TOKEN_SECRET`` from the environment.
+started. Modal's client reads ``MODAL_TOKEN_ID`` and ``MODAL_TOKEN_SECRET`` from the environment; on
+Lambda they come from SSM SecureString parameters (``VIDLUXE_SSM_SECRETS``, functions/secrets.py), read
+once per container, and a container without them fails the Task at once (MODAL_CREDENTIALS_MISSING, not
+retried) instead of retrying a call Modal will refuse.
+
+The enhance state machine's MatteOnGpu Tasks (state_machines/enhance.asl.json) send this event; the
+embedded engine never invokes this Lambda (shared/pipeline/registry.py: a cloud-only function).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from functions.secrets import load_ssm_secrets
 from shared.errors import ConfigurationError, InvalidInputError, TransientError
 
 GPU_FUNCTIONS: dict[str, frozenset[str]] = {
@@ -34,6 +43,7 @@ GPU_FUNCTIONS: dict[str, frozenset[str]] = {
 }
 
 FunctionLookup = Callable[[str, str], Any]
+MODAL_CREDENTIALS = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
 
 logger = Logger(service="vidluxe-gpu-dispatch")
 
@@ -110,6 +120,23 @@ def dispatch(event: dict[str, Any], lookup: FunctionLookup | None = None) -> dic
     return {"call_id": call_id, "app": parsed.app, "function": parsed.function, "output_key": request["output_key"]}
 
 
+@cache
+def _load_secrets() -> None:
+    """Once per container: the Modal token from SSM (functions/secrets.py), then check it is there.
+
+    Raises ConfigurationError (MODAL_CREDENTIALS_MISSING) naming the missing variables, botocore's errors
+    when SSM refuses the read.
+    """
+    load_ssm_secrets()
+    missing = [name for name in MODAL_CREDENTIALS if not os.environ.get(name)]
+    if missing:  # an exception is not cached: the container tries again on its next event
+        raise ConfigurationError(
+            f"{' and '.join(missing)} not set: create the SecureString parameters listed in VIDLUXE_SSM_SECRETS "
+            "(README, 'Deploy to the cloud').", code="MODAL_CREDENTIALS_MISSING",
+        )
+
+
 @logger.inject_lambda_context(correlation_id_path="request.task_id")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    _load_secrets()
     return dispatch(event)

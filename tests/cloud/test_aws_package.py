@@ -21,7 +21,7 @@ import pytest
 from node_tools import NodeMissing, node, node_modules
 
 import state_machines
-from shared.pipeline.registry import StageRegistry
+from shared.pipeline.registry import CloudFunction, StageRegistry
 from shared.stages import ALL_STAGES
 
 SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
@@ -94,13 +94,30 @@ def test_state_machines_are_the_asl_files_with_each_stage_substituted(template: 
         text = json.dumps(machine["Definition"])
         assert set(machine["DefinitionSubstitutions"]) == set(SUBSTITUTION.findall(text))
         for variable, arn in machine["DefinitionSubstitutions"].items():
-            stage = registry.resolve(f"${{{variable}}}")
+            resolved = registry.resolve_any(f"${{{variable}}}")
             function = functions[_get_att(arn)]["Properties"]
-            assert function["ImageConfig"]["Command"] == [f"functions.stages.{stage.name}"], variable
+            handler = resolved.handler if isinstance(resolved, CloudFunction) else f"functions.stages.{resolved.name}"
+            assert function["ImageConfig"]["Command"] == [handler], variable
         invoked = {_get_att(a) for a in machine["DefinitionSubstitutions"].values()}
         role = template["Resources"][_get_att(machine["RoleArn"])]
         allowed = _statements(role, "lambda:InvokeFunction")
         assert invoked <= {_get_att(r) for s in allowed for r in _list(s["Resource"])}
+
+
+def test_gpu_matting_tasks_wait_for_the_token_the_dispatch_lambda_hands_to_modal(template: Template) -> None:
+    machine = template["Resources"]["EnhanceStateMachine"]["Properties"]
+    assert _get_att(machine["DefinitionSubstitutions"]["GpuDispatchFunctionArn"]) == "GpuDispatchLambdaFunction"
+    text = json.dumps(machine["Definition"])
+    assert text.count('"arn:aws:states:::lambda:invoke.waitForTaskToken"') == 2  # Prepare's and the Map's
+    assert text.count('"task_token.$": "$$.Task.Token"') == 2
+    dispatch = template["Resources"]["GpuDispatchLambdaFunction"]["Properties"]
+    assert dispatch["Environment"]["Variables"]["VIDLUXE_SSM_SECRETS"].split(",") == [
+        "/vidluxe/ci/MODAL_TOKEN_ID", "/vidluxe/ci/MODAL_TOKEN_SECRET"]
+    # Its role: the Modal token and its own logs; no bucket, no database, nothing of Step Functions (the
+    # Modal function answers the token with its own keys: modal_apps/README.md).
+    role = template["Resources"][_get_att(dispatch["Role"])]
+    actions = {a for s in _all_statements(role) for a in _list(s["Action"])}
+    assert not any(a.startswith(("s3:", "states:", "dynamodb:")) for a in actions), actions
 
 
 def test_execution_status_changes_reach_the_execution_events_function(template: Template) -> None:
@@ -260,7 +277,8 @@ def test_each_function_may_read_exactly_the_secrets_it_lists(template: Template)
     for name, function in _resources(template, "AWS::Lambda::Function").items():
         properties = function["Properties"]
         listed = set(properties["Environment"]["Variables"]["VIDLUXE_SSM_SECRETS"].split(","))
-        assert "/vidluxe/ci/VIDLUXE_DATABASE_URL" in listed, name
+        if name != "GpuDispatchLambdaFunction":  # it only hands a token to Modal
+            assert "/vidluxe/ci/VIDLUXE_DATABASE_URL" in listed, name
         role = template["Resources"][_get_att(properties["Role"])]
         readable = {
             parameter_of(r)

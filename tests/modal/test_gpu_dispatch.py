@@ -32,6 +32,9 @@ class FakeFunction:
 @pytest.fixture
 def spawned(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, dict[str, Any]]]:
     calls: list[tuple[str, str, dict[str, Any]]] = []
+    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")  # what SSM gives the Lambda (functions/secrets.py)
+    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
+    monkeypatch.delenv("VIDLUXE_SSM_SECRETS", raising=False)
     monkeypatch.setattr(modal.Function, "from_name", lambda app, name, **_: FakeFunction(app, name, calls))
     return calls
 
