@@ -72,6 +72,8 @@ def test_idempotency_key_returns_the_same_task(client: httpx.Client) -> None:
         ({"pipeline": "showcase", "options": {}}, 422, "VALIDATION_ERROR", "options.category"),
         ({"pipeline": "showcase", "options": {"category": "food"}, "photos": 5}, 422, "VALIDATION_ERROR", "photos"),
         (_enhance(options={"preset": "gold-rush"}), 400, "UNKNOWN_PRESET", "options.preset"),
+        # the local runner's embedded engine has no Modal: GPU matting needs the Step Functions deployment
+        (_enhance(options={"matting": "rvm"}), 400, "MATTING_PROVIDER_UNAVAILABLE", "options.matting"),
         (_enhance(webhook_url="ftp://example.com/x"), 400, "WEBHOOK_URL_INVALID", None),
         (_enhance(metadata={"k": "v" * 5000}), 422, "VALIDATION_ERROR", "metadata"),
     ],

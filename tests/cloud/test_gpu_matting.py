@@ -17,6 +17,7 @@ error of a dispatch Lambda that raises), which only a deployed stack shows.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -192,3 +193,35 @@ def test_a_retried_gpu_task_names_the_same_output(clip: Path, monkeypatch: pytes
     payload = next(p for f, p in cloud.calls if f == "GpuDispatchFunctionArn")
     again = gpu_dispatch.handler({**payload, "task_token": "a-new-token"}, _LambdaContext())
     assert again["output_key"] == cloud.spawned[0]["request"]["output_key"]
+
+
+def test_the_dispatch_reads_the_modal_token_from_ssm_and_fails_fast_without_it(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.errors import ConfigurationError
+
+    names = ["/vidluxe/ci/MODAL_TOKEN_ID", "/vidluxe/ci/MODAL_TOKEN_SECRET"]
+    for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VIDLUXE_SSM_SECRETS", ",".join(names))  # as serverless.yml sets it
+    spawned: list[str] = []
+    monkeypatch.setattr(modal.Function, "from_name", lambda app, name, **_: type(
+        "F", (), {"spawn": lambda self, **kw: spawned.append(kw["task_token"])})())
+    event = {"app": "vidluxe-matting", "function": "matte_rvm", "task_token": "tok", "stage": "matte",
+             "output_name": "matte.mp4", "request": {"task_id": TASK}}
+    gpu_dispatch._load_secrets.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError) as caught:  # no parameters yet: not retried, nothing spawned
+            gpu_dispatch.handler(event, _LambdaContext())
+        assert caught.value.code == "MODAL_CREDENTIALS_MISSING" and spawned == []
+
+        ssm = boto3.client("ssm", region_name="us-east-1")
+        for name in names:
+            ssm.put_parameter(Name=name, Value=f"value-of-{name.rsplit('/', 1)[1]}", Type="SecureString")
+        gpu_dispatch.handler(event, _LambdaContext())
+        assert spawned == ["tok"]
+        assert os.environ["MODAL_TOKEN_ID"] == "value-of-MODAL_TOKEN_ID"
+    finally:
+        gpu_dispatch._load_secrets.cache_clear()
+        for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"):
+            os.environ.pop(name, None)
