@@ -2,7 +2,7 @@
 
 The unit of work is one Task state (one stage run). The top-level states on the main path (StartAt,
 then each ``Next``) are weighed by the Task states they will run: a Task 1, a Parallel the Tasks of
-its branches, a Map the Tasks of its item processor times the number of items (read from the
+its branches, a Map the Tasks of its item processor (on its shortest path) times the number of items (read from the
 recorded output of the state before it, through the Map's ``ItemsPath``; 1 while unknown), any other
 state 0. A recorded top-level state counts in full; the one running counts its recorded inner Tasks.
 The ETA extrapolates the elapsed time at the rate so far. Both are estimates, not promises.
@@ -27,17 +27,35 @@ class Progress:
 
 
 def _tasks_in(definition: dict[str, Any]) -> int:
-    """The Task states one run of a (sub-)machine visits at most once each."""
-    count = 0
-    for state in definition.get("States", {}).values():
+    """The Task states one run of a (sub-)machine visits on its shortest path from StartAt: a Choice
+    may skip work (enhance's chunk 0 is already matted; the local path mattes inside the render), so
+    the lower bound is what every run does; the running state's count is capped at it."""
+    states = definition.get("States", {})
+    memo: dict[str, int] = {}
+
+    def tasks_from(name: Any, seen: frozenset[str]) -> int:
+        if not isinstance(name, str) or name not in states or name in seen:
+            return 0
+        if name in memo:
+            return memo[name]
+        state = states[name]
         kind = state.get("Type")
+        own = 0
         if kind == "Task":
-            count += 1
+            own = 1
         elif kind == "Parallel":
-            count += sum(_tasks_in(branch) for branch in state.get("Branches", []))
+            own = sum(_tasks_in(branch) for branch in state.get("Branches", []))
         elif kind == "Map":
-            count += _tasks_in(state.get("ItemProcessor") or state.get("Iterator") or {})
-    return count
+            own = _tasks_in(state.get("ItemProcessor") or state.get("Iterator") or {})
+        if kind == "Choice":
+            nexts = [choice.get("Next") for choice in state.get("Choices", [])] + [state.get("Default")]
+            count = min(tasks_from(next_name, seen | {name}) for next_name in nexts if next_name is not None)
+        else:
+            count = own + tasks_from(state.get("Next"), seen | {name})
+        memo[name] = count
+        return count
+
+    return tasks_from(definition.get("StartAt"), frozenset())
 
 
 def _main_path(definition: dict[str, Any]) -> list[str]:

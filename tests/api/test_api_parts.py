@@ -33,18 +33,19 @@ def _t(position: str, state_type: str = "Task", output: Any = None) -> Transitio
     )
 
 
-# Enhance's Task work: Probe 1, Prepare 4 (LearnStyle, GenerateAssets, PlanComposition, Matte),
-# Chunks 2 per chunk (Matte, RenderChunk), Assemble 1, Finalize 1: with 3 chunks, 13 in all.
+# Enhance's Task work: Probe 1, Prepare 4 (LearnStyle, GenerateAssets, PlanComposition, MatteFirstChunk),
+# Chunks 1 per chunk (a render: chunk 0 with the stored matte, the others matting inline), Assemble 1,
+# Finalize 1: with 3 chunks, 10 in all.
 @pytest.mark.parametrize(
     ("transitions", "expected"),
     [
         ([], 0.0),
-        ([_t("Probe#1")], 1 / 9),  # chunk count not known yet: the Map counts as one item
-        ([_t("Probe#1"), _t("Job#1", "Pass", CHUNKS_3)], 1 / 13),
+        ([_t("Probe#1")], 1 / 8),  # chunk count not known yet: the Map counts as one item
+        ([_t("Probe#1"), _t("Job#1", "Pass", CHUNKS_3)], 1 / 10),
         ([_t("Probe#1"), _t("Job#1", "Pass", CHUNKS_3), _t("Prepare#1/b0/LearnStyle#1"),
-          _t("Prepare#1/b1/Matte#1")], 3 / 13),
+          _t("Prepare#1/b1/MatteFirstChunk#1")], 3 / 10),
         ([_t("Probe#1"), _t("Job#1", "Pass", CHUNKS_3), _t("Prepare#1", "Parallel", CHUNKS_3),
-          _t("Chunks#1/i0/Matte#1"), _t("Chunks#1/i0/RenderChunk#1")], 7 / 13),
+          _t("Chunks#1/i0/RenderWithStoredMatte#1"), _t("Chunks#1/i1/RenderChunk#1")], 7 / 10),
         ([_t("Probe#1"), _t("Job#1", "Pass", CHUNKS_3), _t("Prepare#1", "Parallel", CHUNKS_3),
           _t("Chunks#1", "Map"), _t("Assemble#1"), _t("Finalize#1")], 0.99),  # never 1 before it succeeded
     ],
@@ -55,9 +56,9 @@ def test_progress_counts_the_task_work_recorded(transitions: list[TransitionReco
 
 def test_eta_extrapolates_the_rate_so_far() -> None:
     transitions = [_t("Probe#1"), _t("Job#1", "Pass", CHUNKS_3), _t("Prepare#1", "Parallel", CHUNKS_3),
-                   _t("Chunks#1/i0/Matte#1"), _t("Chunks#1/i0/RenderChunk#1")]
+                   _t("Chunks#1/i0/RenderWithStoredMatte#1"), _t("Chunks#1/i1/RenderChunk#1")]
     progress = estimate_progress(ENHANCE, transitions, elapsed_seconds=70.0)
-    assert progress.eta_seconds == pytest.approx(70 * (6 / 13) / (7 / 13), abs=0.1)
+    assert progress.eta_seconds == pytest.approx(70 * (3 / 10) / (7 / 10), abs=0.1)
     assert estimate_progress(ENHANCE, [], elapsed_seconds=5.0).eta_seconds is None
 
 
