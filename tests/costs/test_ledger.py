@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from shared.clock import SystemClock
 from shared.costs.assumptions import CostAssumptions
@@ -101,8 +102,11 @@ def test_a_pricing_failure_never_fails_the_run_or_the_task(
 
     monkeypatch.setattr(tasks.ledger, "_stored", broken)
     monkeypatch.setattr(tasks.ledger.store, "replace_stage", broken)
-    tasks.record_stage_run(report())
-    done = tasks.update_task("tsk_1", status=TaskStatus.SUCCEEDED, output={})
+    with capture_logs() as logs:
+        tasks.record_stage_run(report())
+        done = tasks.update_task("tsk_1", status=TaskStatus.SUCCEEDED, output={})
+    assert [(log["event"], log["log_level"]) for log in logs] == [
+        ("stage run not priced", "error"), ("delivery not priced", "error")]
     assert [r.stage for r in tasks.list_stage_runs("tsk_1")] == ["assemble"] and done.status == TaskStatus.SUCCEEDED
     assert tasks.ledger.store.entries("tsk_1") == []
 
@@ -138,6 +142,8 @@ def test_settings_choose_the_table_and_assumptions(tmp_path: Path, monkeypatch: 
         assert missing.value.code == "PRICE_TABLE_MISSING"
         # An installed wheel carries no infra/: no ledger, no made-up figures, nothing breaks.
         monkeypatch.setattr("shared.costs.ledger.DEFAULT_PRICES_DIR", tmp_path / "not-installed")
-        assert build_cost_ledger(Settings(), database, objects, clock, output_fields=()) is None
+        with capture_logs() as logs:
+            assert build_cost_ledger(Settings(), database, objects, clock, output_fields=()) is None
+        assert [log["log_level"] for log in logs] == ["warning"] and "VIDLUXE_PRICES_DIR" in logs[0]["event"]
     finally:
         database.close()
