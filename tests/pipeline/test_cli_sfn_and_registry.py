@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -70,7 +71,11 @@ def test_lambda_handler_runs_the_same_stage(use_backend: dict[str, str]) -> None
     lambda_stages._runtime.cache_clear()
     try:
         create_task(lambda_stages._runtime(), "enhance", {}, "tsk_lambda")
-        result = lambda_stages.learn_style({"task_id": "tsk_lambda", "preset": "warm", "reference_key": None}, None)
+        context = SimpleNamespace(  # the attributes powertools' Logger reads from the Lambda runtime's context
+            function_name="vidluxe-learnStyle", memory_limit_in_mb=1024, aws_request_id="req-1",
+            invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:vidluxe-learnStyle",
+        )
+        result = lambda_stages.learn_style({"task_id": "tsk_lambda", "preset": "warm", "reference_key": None}, context)
         runs = lambda_stages._runtime().tasks.list_stage_runs("tsk_lambda")
     finally:
         lambda_stages._runtime().close()

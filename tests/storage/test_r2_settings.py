@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import boto3
 import pytest
 
 from shared.settings import Settings
@@ -23,6 +24,8 @@ ACCOUNT = "0123456789abcdef0123456789abcdef"
 
 @pytest.fixture
 def r2_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    # boto3's default session keeps the credentials it resolved first: start from a fresh one
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "r2-access-key-id")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "r2-secret-access-key")
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
