@@ -12,15 +12,12 @@ import pytest
 
 torch = pytest.importorskip("torch")  # CI installs torch==2.13.0 (CPU build) with the test extras
 
+from modal_testdata import BUCKET, FPS, SOURCE_KEY  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from shared.media.ffmpeg import run_ffmpeg  # noqa: E402
 from shared.media.models import MediaInfo  # noqa: E402
 from shared.media.probe import probe  # noqa: E402
-
-BUCKET = "vidluxe-gpu-test"
-SOURCE_KEY = "uploads/t1/clip.mp4"
-FPS = 8
 
 
 @pytest.fixture(scope="session", autouse=True)

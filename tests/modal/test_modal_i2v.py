@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.stub import ANY, Stubber
-from conftest import BUCKET
+from modal_testdata import BUCKET
 from PIL import Image
 
 from modal_apps import i2v

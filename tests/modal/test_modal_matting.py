@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.stub import ANY, Stubber
-from conftest import BUCKET, FPS, SOURCE_KEY
+from modal_testdata import BUCKET, FPS, SOURCE_KEY
 
 torch = pytest.importorskip("torch")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import BUCKET
+from modal_testdata import BUCKET
 
 torch = pytest.importorskip("torch")
 
