@@ -16,4 +16,4 @@ def remotion_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     except NodeMissing as exc:
         pytest.skip(str(exc))
     except subprocess.CalledProcessError as exc:
-        pytest.fail(f"npm ci of remotion/package-lock.json failed (is the npm registry reachable?): {exc}")
+        pytest.fail(f"npm install of remotion/package-lock.json failed (is the npm registry reachable?): {exc}")

@@ -1,7 +1,7 @@
 """The Remotion project (remotion/) with its node_modules, installed once per lockfile.
 
-``npm ci`` of remotion/package-lock.json takes about half a minute, so the tests use remotion/node_modules
-when it holds the locked versions (a developer ran ``npm ci`` there), and otherwise install into a cache
+Installing remotion/package-lock.json takes about half a minute, so the tests use remotion/node_modules
+when it holds the locked versions (a developer ran ``npm install`` there), and otherwise install into a cache
 folder named by the lockfile's hash (``VIDLUXE_NODE_CACHE``, default ``~/.cache/vidluxe/node``) and run
 a copy of the project whose node_modules links there.
 """
@@ -38,9 +38,9 @@ def _complete(modules: Path) -> bool:
 
 
 def installed_modules() -> Path:
-    """A node_modules folder holding remotion/'s locked packages; runs ``npm ci`` into the cache if none.
+    """A node_modules folder holding remotion/'s locked packages; runs ``npm install`` into the cache if none.
 
-    Raises NodeMissing, or subprocess.CalledProcessError when ``npm ci`` fails (the registry unreachable).
+    Raises NodeMissing, or subprocess.CalledProcessError when ``npm install`` fails (the registry unreachable).
     """
     npm = shutil.which("npm")
     if shutil.which("node") is None or npm is None:
@@ -58,8 +58,11 @@ def installed_modules() -> Path:
     staging.mkdir(parents=True)
     for name in ("package.json", "package-lock.json"):
         shutil.copy2(PROJECT / name, staging / name)
+    # `npm install` from the lockfile, not `npm ci`: Remotion lists every platform's compositor binary as an
+    # optional dependency, the lock holds only those the registry had (linux-x64-gnu, darwin-arm64), and
+    # `npm ci` refuses a lock without all of them; `npm install` installs the locked versions as they are.
     subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=staging, check=True, timeout=600,
+        [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=staging, check=True, timeout=600,
         stdout=subprocess.DEVNULL,
     )
     shutil.rmtree(cache, ignore_errors=True)
