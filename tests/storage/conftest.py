@@ -11,9 +11,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from shared.storage.sql import PostgresDatabase, SqlDatabase, SqliteDatabase
 
 POSTGRES_URL = os.environ.get("VIDLUXE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("VIDLUXE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -112,6 +115,21 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlDatabase]:
+    """One shared SQL database (the engine several stores create their tables in), on each backend."""
+    db: SqlDatabase
+    if request.param == "sqlite":
+        db = SqliteDatabase(tmp_path / "vidluxe.sqlite3")
+    else:
+        url, schema = request.getfixturevalue("postgres_url"), request.getfixturevalue("postgres_schema")
+        db = PostgresDatabase(url, schema=schema)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 # --------------------------------------------------------------------------------------------- Redis

@@ -3,9 +3,7 @@ filters by creation date and status, totals by stage, provider, resource and day
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,27 +11,13 @@ import pytest
 from shared.errors import NotFoundError
 from shared.storage.cost_reports import CostFilter, CostReports
 from shared.storage.costs import CostEntry, CostStore
-from shared.storage.sql import PostgresDatabase, SqlDatabase, SqliteDatabase
+from shared.storage.sql import SqlDatabase
 from shared.storage.sql_tasks import SqlTaskStore
 from shared.storage.tasks import TaskRecord, TaskStatus
 from shared.storage.videos import VideoRecord, VideoStore
 
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlDatabase]:
-    db: SqlDatabase
-    if request.param == "sqlite":
-        db = SqliteDatabase(tmp_path / "reports.sqlite3")
-    else:
-        db = PostgresDatabase(
-            request.getfixturevalue("postgres_url"), schema=request.getfixturevalue("postgres_schema")
-        )
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def seed(database: SqlDatabase, clock: Any) -> CostReports:

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared.storage.costs import CostEntry, CostStore, CostSummary
-from shared.storage.sql import PostgresDatabase, SqlDatabase, SqliteDatabase
+from shared.storage.sql import SqlDatabase
 from shared.storage.sql_tasks import SqlTaskStore
 from shared.storage.tasks import TaskRecord
 
 AT = datetime(2026, 11, 20, 23, 59, 59, tzinfo=UTC)
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlDatabase]:
-    db: SqlDatabase
-    if request.param == "sqlite":
-        db = SqliteDatabase(tmp_path / "costs.sqlite3")
-    else:
-        db = PostgresDatabase(
-            request.getfixturevalue("postgres_url"), schema=request.getfixturevalue("postgres_schema")
-        )
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 @pytest.fixture

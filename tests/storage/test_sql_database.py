@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.storage.sql import PostgresDatabase, Rollback, SqlDatabase, SqliteDatabase, dump_json, load_json
+from shared.storage.sql import Rollback, SqlDatabase, SqliteDatabase, dump_json, load_json
 from shared.storage.sql_tasks import SqlTaskStore
 from shared.storage.tasks import TaskRecord
 
@@ -27,20 +26,6 @@ CREATE TABLE IF NOT EXISTS {notes} (
 CREATE INDEX IF NOT EXISTS notes_task_idx ON {notes} (task_id)
 """
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlDatabase]:
-    db: SqlDatabase
-    if request.param == "sqlite":
-        db = SqliteDatabase(tmp_path / "one.sqlite3")
-    else:
-        db = PostgresDatabase(
-            request.getfixturevalue("postgres_url"), schema=request.getfixturevalue("postgres_schema")
-        )
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def test_stores_share_one_database_and_each_creates_its_tables(database: SqlDatabase, clock: Any) -> None:

@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared.errors import InvalidInputError, NotFoundError
-from shared.storage.sql import PostgresDatabase, SqlDatabase, SqliteDatabase
+from shared.storage.sql import SqlDatabase
 from shared.storage.sql_tasks import SqlTaskStore
 from shared.storage.tasks import TaskRecord, TaskStatus
 from shared.storage.tenants import TenantStore, hash_api_key
 from shared.storage.videos import VideoRecord, VideoStore
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlDatabase]:
-    db: SqlDatabase
-    if request.param == "sqlite":
-        db = SqliteDatabase(tmp_path / "service.sqlite3")
-    else:
-        db = PostgresDatabase(
-            request.getfixturevalue("postgres_url"), schema=request.getfixturevalue("postgres_schema")
-        )
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def test_issued_key_authenticates_its_tenant_and_is_stored_hashed(database: SqlDatabase, clock: Any) -> None:
