@@ -81,15 +81,16 @@ def matte_layer(
     keyframe_interval: int,
     cancelled: threading.Event | None = None,
     usage: ResourceUsage | None = None,
+    threads: int | None = None,
 ) -> MatteStats:
     """Write chunk ``index``'s person layer to ``stream``, matted inline by the local model at
-    ``matte_scale`` of the box. CPU outside the calling thread is added to ``usage``.
-    Raises MediaError (MATTING_FAILED, MATTING_CANCELLED)."""
+    ``matte_scale`` of the box. CPU outside the calling thread is added to ``usage``; ``threads``: the
+    decoder's (None: ffmpeg's choice). Raises MediaError (MATTING_FAILED, MATTING_CANCELLED)."""
     box = person_box(spec.width, spec.height, spec.person.scale)
     matte_size = (even(box.width * matte_scale), even(box.height * matte_scale))
     writer = PersonLayerWriter(stream, box, (spec.width, spec.height))
     return matte_into(
-        plan_person_decode(spec, index, source, box.size), box.size, spec.fps, writer,
+        plan_person_decode(spec, index, source, box.size, threads=threads), box.size, spec.fps, writer,
         matte_size=matte_size, keyframe_interval=keyframe_interval,
         expected_frames=spec.chunks[index].frames, cancelled=cancelled, usage=usage,
     )
@@ -104,10 +105,11 @@ def stored_matte_layer(
     *,
     cancelled: threading.Event | None = None,
     usage: ResourceUsage | None = None,
+    threads: int | None = None,
 ) -> int:
     """Write chunk ``index``'s person layer to ``stream`` with its alpha from the matte video ``matte``
     (any size; the last matte frame is held if it is a frame short). Returns the frames written. The
-    decoders' CPU is added to ``usage``.
+    decoders' CPU is added to ``usage``; ``threads``: the upload decoder's (None: ffmpeg's choice).
 
     Raises MediaError: FFMPEG_FAILED (either decode failed), MATTE_EMPTY (the matte has no frame),
     FFMPEG_CANCELLED.
@@ -115,7 +117,9 @@ def stored_matte_layer(
     box = person_box(spec.width, spec.height, spec.person.scale)
     frames_wanted = spec.chunks[index].frames
     writer = PersonLayerWriter(stream, box, (spec.width, spec.height))
-    frames = read_frames(plan_person_decode(spec, index, source, box.size), *box.size, "yuv420p", usage=usage)
+    frames = read_frames(
+        plan_person_decode(spec, index, source, box.size, threads=threads), *box.size, "yuv420p", usage=usage
+    )
     alphas = read_frames(
         ["-i", str(matte), "-map", "0:v:0", "-vf", f"scale={box.width}:{box.height}:flags=bilinear",
          "-frames:v", str(frames_wanted)],

@@ -114,12 +114,16 @@ def edge_feather(box: Box, frame: tuple[int, int], size: tuple[int, int]) -> NDA
     return cast(NDArray[np.uint8], np.round(ramp * 255).astype(np.uint8))
 
 
-def plan_person_decode(spec: CompositionSpec, index: int, source: Path, size: tuple[int, int]) -> list[str]:
+def plan_person_decode(
+    spec: CompositionSpec, index: int, source: Path, size: tuple[int, int], *, threads: int | None = None
+) -> list[str]:
     """ffmpeg input and filter arguments decoding chunk ``index`` of the upload into the person layer
-    at ``size`` (the box, or the matte's size), for a raw-frame pipe (pure)."""
+    at ``size`` (the box, or the matte's size), for a raw-frame pipe (pure). ``threads``: the decoder's
+    (None: ffmpeg's choice)."""
     chunk, person = spec.chunks[index], spec.person
     chain = person_chain(person.media, chunk, size=size, fps=spec.fps)
-    return plan_chunk_through(person.media, source, chain=chain, fps=spec.fps, chunk=chunk, hints=person.hints)
+    decode = plan_chunk_through(person.media, source, chain=chain, fps=spec.fps, chunk=chunk, hints=person.hints)
+    return decode if threads is None else ["-threads", str(threads), *decode]
 
 
 def plan_render_chunk(
@@ -129,12 +133,14 @@ def plan_render_chunk(
     out: Path,
     *,
     person_chroma_shift: tuple[float, float] = (0.0, 0.0),
+    threads: int | None = None,
 ) -> list[str]:
     """ffmpeg arguments rendering chunk ``index`` of ``spec`` to ``out`` (video only, no audio).
 
     The person layer is read from stdin: raw yuva420p frames of :func:`person_box`'s size at the spec's
-    frame rate. ``files`` maps every other object key the spec names to a local path. Raises KeyError
-    for a missing file and IndexError for a chunk the spec does not have.
+    frame rate. ``files`` maps every other object key the spec names to a local path. ``threads``: the
+    encoder's (None: x264's choice). Raises KeyError for a missing file and IndexError for a chunk the
+    spec does not have.
     """
     chunk = spec.chunks[index]
     fps, width, height = spec.fps, spec.width, spec.height
@@ -176,7 +182,7 @@ def plan_render_chunk(
     return [
         *args, "-filter_complex", ";".join(graph), "-map", "[vout]", "-an", "-sn",
         "-frames:v", str(chunk.frames), "-r", str(fps), *ENCODER, "-g", str(2 * fps),
-        "-f", "mp4", "-y", str(out),
+        *(["-threads", str(threads)] if threads is not None else []), "-f", "mp4", "-y", str(out),
     ]
 
 

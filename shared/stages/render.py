@@ -64,6 +64,7 @@ def render_chunk(inp: RenderChunkInput, ctx: StageContext) -> RenderChunkOutput:
     out = ctx.scratch / "chunk.mp4"
     keyframes = 0
     feed_usage = ResourceUsage()  # the person layer's decoding and matting, beside ffmpeg's own CPU
+    threads = ctx.runtime.settings.ffmpeg_threads
     with ExitStack() as stack:
         files = {key: stack.enter_context(ctx.runtime.objects.local_copy(key)) for key in sorted(keys)}
         source = files[spec.person.source_key]
@@ -71,7 +72,9 @@ def render_chunk(inp: RenderChunkInput, ctx: StageContext) -> RenderChunkOutput:
             matte = stack.enter_context(ctx.runtime.objects.local_copy(inp.matte_key))
 
             def layer(stream: IO[bytes]) -> None:
-                stored_matte_layer(spec, inp.index, source, matte, stream, cancelled=ctx.cancelled, usage=feed_usage)
+                stored_matte_layer(
+                    spec, inp.index, source, matte, stream, cancelled=ctx.cancelled, usage=feed_usage, threads=threads
+                )
         else:
 
             def layer(stream: IO[bytes]) -> None:
@@ -79,6 +82,7 @@ def render_chunk(inp: RenderChunkInput, ctx: StageContext) -> RenderChunkOutput:
                 keyframes = matte_layer(
                     spec, inp.index, source, stream, matte_scale=inp.matte_scale,
                     keyframe_interval=inp.keyframe_interval, cancelled=ctx.cancelled, usage=feed_usage,
+                    threads=threads,
                 ).keyframes
 
         def feed(stream: IO[bytes]) -> None:
@@ -90,7 +94,9 @@ def render_chunk(inp: RenderChunkInput, ctx: StageContext) -> RenderChunkOutput:
 
         try:
             run_ffmpeg(
-                plan_render_chunk(spec, inp.index, files, out, person_chroma_shift=inp.person_chroma_shift),
+                plan_render_chunk(
+                    spec, inp.index, files, out, person_chroma_shift=inp.person_chroma_shift, threads=threads
+                ),
                 usage=ctx.usage, cancelled=ctx.cancelled, progress=ctx.progress,
                 duration_seconds=chunk.frames / spec.fps, feed=feed,
             )
