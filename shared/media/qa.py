@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
@@ -334,32 +335,26 @@ def _reduce(plane: F32, factor: int) -> F32:
     return reduced
 
 
-def _shifted(plane: NDArray[Any], axis: int) -> list[NDArray[Any]]:
-    """The 2r+1 shifts of ``plane`` along ``axis`` (reflected at the border), r = WINDOW_RADIUS."""
-    pad = [(0, 0), (0, 0)]
-    pad[axis] = (WINDOW_RADIUS, WINDOW_RADIUS)
-    padded = np.pad(plane, pad, mode="reflect" if plane.shape[axis] > WINDOW_RADIUS else "edge")
-    length = plane.shape[axis]
-    return [np.take(padded, np.arange(offset, offset + length), axis=axis) for offset in range(2 * WINDOW_RADIUS + 1)]
+def _border(length: int) -> int:
+    """Reflection without repeating the edge (numpy's "reflect"), or the edge repeated for planes too
+    short to reflect a whole window radius."""
+    return cv2.BORDER_REFLECT_101 if length > WINDOW_RADIUS else cv2.BORDER_REPLICATE
 
 
 def _gaussian(plane: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
-    """The 11 x 11 Gaussian window (sigma 1.5), separably, reflected at the border."""
-    out = plane
-    for axis in (0, 1):
-        shifts = _shifted(out, axis)
-        total = np.zeros_like(out)
-        for tap, shifted in zip(_TAPS.astype(out.dtype), shifts, strict=True):
-            total += tap * shifted
-        out = total
+    """The 11 x 11 Gaussian window (sigma 1.5), separably, reflected at the border (float32 or float64,
+    kept). Two 1-D passes, so each axis gets its own border rule."""
+    taps = _TAPS.astype(plane.dtype)
+    across = cv2.filter2D(plane, -1, taps[None, :], borderType=_border(plane.shape[1]))
+    out: NDArray[np.floating[Any]] = cv2.filter2D(across, -1, taps[:, None], borderType=_border(plane.shape[0]))
     return out
 
 
 def _window_max(plane: F32) -> F32:
-    """The maximum over the (2r+1) x (2r+1) window around each pixel."""
-    out = plane
-    for axis in (0, 1):
-        out = np.maximum.reduce(_shifted(out, axis))
+    """The maximum over the (2r+1) x (2r+1) window around each pixel (pixels outside the plane do not
+    count: reflected ones are inside the window already)."""
+    side = 2 * WINDOW_RADIUS + 1
+    out: F32 = cv2.dilate(plane, np.ones((side, side), np.uint8))
     return out
 
 
