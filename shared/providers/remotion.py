@@ -17,11 +17,13 @@ The flow, for one video:
 4. The output is copied from Remotion's bucket into our object store under the stage's key, like any
    stage output.
 
-Which renderer draws a video is the ``VIDLUXE_RENDERER`` setting (``ffmpeg`` by default).
+Which renderer draws a video is the ``VIDLUXE_RENDERER`` setting (``ffmpeg`` by default), chosen when a
+task is submitted; the pipeline's stage is :mod:`shared.stages.remotion_render`.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,12 +31,13 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from shared.composition import CompositionSpec
-from shared.errors import VidluxeError
+from shared.errors import ConfigurationError, VidluxeError
 from shared.media.ffmpeg import run_ffmpeg
 from shared.media.person import matte_layer, stored_matte_layer
 from shared.media.render import person_box
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore
+from shared.storage.tasks import ResourceUsage
 
 COMPOSITION = "PremiumTalkingVideo"
 PERSON_LAYER_ENCODER = (
@@ -47,6 +50,19 @@ class RemotionRenderError(VidluxeError):
     """Remotion Lambda reported a fatal error, the render timed out, or its output could not be read."""
 
     code = "REMOTION_RENDER_FAILED"
+
+
+class RemotionConfigurationError(ConfigurationError, RemotionRenderError):
+    """The settings cannot drive a Remotion render (REMOTION_NOT_CONFIGURED, REMOTION_NEEDS_S3): the
+    operator's to fix, so a ConfigurationError, raised before any render is started."""
+
+    code = "REMOTION_NOT_CONFIGURED"
+
+
+NEEDS_S3 = (
+    "VIDLUXE_RENDERER=remotion needs the S3 object store (VIDLUXE_OBJECT_STORE=s3): Remotion Lambda's "
+    "browser fetches every layer by a presigned URL, and a local object store has none it could reach."
+)
 
 
 class RemotionLambda(Protocol):
@@ -88,6 +104,15 @@ class RenderedVideo:
     cost_usd: float | None
 
 
+def spec_object_keys(spec: CompositionSpec) -> list[str]:
+    """The object keys the composition fetches (pure): background, overlays, text cards, and the upload
+    when its audio is used (the person layer is a separate URL)."""
+    keys = [spec.background.key, *(o.key for o in spec.overlays), *(t.key for t in spec.texts)]
+    if spec.person.media.has_audio:
+        keys.append(spec.person.source_key)
+    return keys
+
+
 def render_props(
     spec: CompositionSpec,
     urls: Mapping[str, str],
@@ -96,10 +121,8 @@ def render_props(
     person_chroma_shift: tuple[float, float] = (0.0, 0.0),
 ) -> dict[str, Any]:
     """The composition's input props (pure). ``urls`` maps object keys to URLs the renderer's browser can
-    fetch; every key the spec names must be there. Raises KeyError naming a missing key."""
-    keys = [spec.background.key, *(o.key for o in spec.overlays), *(t.key for t in spec.texts)]
-    if spec.person.media.has_audio:
-        keys.append(spec.person.source_key)
+    fetch; every key of :func:`spec_object_keys` must be there. Raises KeyError naming a missing key."""
+    keys = spec_object_keys(spec)
     missing = [key for key in keys if key not in urls]
     if missing:
         raise KeyError(f"no URL for the object keys {missing}: the browser fetches every layer by URL")
@@ -130,20 +153,35 @@ def encode_person_layer(
     mattes: Mapping[int, Path] | None = None,
     matte_scale: float = 0.5,
     keyframe_interval: int = 5,
+    cancelled: threading.Event | None = None,
+    usage: ResourceUsage | None = None,
 ) -> None:
     """Write the whole video's person layer to ``out`` (WebM, VP9 with alpha), chunk after chunk: a chunk
     with a stored matte in ``mattes`` uses it, the others are matted by the local model as they are
-    decoded. Raises MediaError when decoding, matting or the encode fails."""
+    decoded. The encoder's and decoders' CPU, and the feeding thread's, are added to ``usage``.
+    Raises MediaError when decoding, matting or the encode fails, or ``cancelled`` is set."""
     stored = mattes or {}
+    feed_usage = ResourceUsage()  # the layer's decoders and matting, beside the encoder's own CPU
 
     def feed(stream: IO[bytes]) -> None:
-        for index in range(len(spec.chunks)):
-            if index in stored:
-                stored_matte_layer(spec, index, source, stored[index], stream)
-            else:
-                matte_layer(spec, index, source, stream, matte_scale=matte_scale, keyframe_interval=keyframe_interval)
+        started = time.thread_time()  # the feed runs on run_ffmpeg's writer thread, not the caller's
+        try:
+            for index in range(len(spec.chunks)):
+                if index in stored:
+                    stored_matte_layer(spec, index, source, stored[index], stream, cancelled=cancelled,
+                                       usage=feed_usage)
+                else:
+                    matte_layer(spec, index, source, stream, matte_scale=matte_scale,
+                                keyframe_interval=keyframe_interval, cancelled=cancelled, usage=feed_usage)
+        finally:
+            feed_usage.cpu_seconds += time.thread_time() - started
 
-    run_ffmpeg(plan_person_layer_encode(spec, out), feed=feed, duration_seconds=spec.duration_seconds)
+    try:
+        run_ffmpeg(plan_person_layer_encode(spec, out), feed=feed, duration_seconds=spec.duration_seconds,
+                   cancelled=cancelled, usage=usage)
+    finally:
+        if usage is not None:
+            usage.cpu_seconds += feed_usage.cpu_seconds
 
 
 class RemotionRenderer:
@@ -180,8 +218,9 @@ class RemotionRenderer:
             raise RemotionRenderError("Remotion Lambda answered the render request with no render id.")
         return str(started.render_id), str(started.bucket_name)
 
-    def wait(self, render_id: str, bucket: str) -> Any:
-        """Poll the render's progress until it is done; returns the last progress document.
+    def wait(self, render_id: str, bucket: str, on_progress: Callable[[float], None] | None = None) -> Any:
+        """Poll the render's progress until it is done; returns the last progress document. ``on_progress``
+        is told Remotion's ``overallProgress`` (0..1) after each poll.
 
         Raises RemotionRenderError on a fatal error (with Remotion's messages) or after ``poll_timeout``.
         """
@@ -199,6 +238,8 @@ class RemotionRenderer:
                     raise RemotionRenderError(f"Remotion render {render_id} failed: {'; '.join(messages) or 'fatal'}")
                 if getattr(progress, "done", False):
                     return progress
+                if on_progress is not None:
+                    on_progress(float(getattr(progress, "overallProgress", 0.0) or 0.0))
             if self._clock() + interval > deadline:
                 raise RemotionRenderError(
                     f"Remotion render {render_id} was not done after {self._config.poll_timeout:.0f} s "
@@ -207,10 +248,13 @@ class RemotionRenderer:
             self._sleep(interval)
             interval = min(self._config.max_interval, interval * self._config.backoff)
 
-    def render(self, props: dict[str, Any], objects: ObjectStore, key: str, scratch: Path) -> RenderedVideo:
+    def render(
+        self, props: dict[str, Any], objects: ObjectStore, key: str, scratch: Path,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> RenderedVideo:
         """Render, wait, and copy the video into ``objects`` at ``key``. Raises RemotionRenderError."""
         render_id, bucket = self.start(props)
-        progress = self.wait(render_id, bucket)
+        progress = self.wait(render_id, bucket, on_progress)
         remote_key = getattr(progress, "outKey", None)
         out_bucket = getattr(progress, "outBucket", None) or bucket
         if not remote_key:
@@ -244,7 +288,7 @@ def remotion_renderer(config: RemotionConfig, session: Any | None = None) -> Rem
 def remotion_config(settings: Settings) -> RemotionConfig:
     """The Remotion config from the settings (VIDLUXE_REMOTION_*).
 
-    Raises RemotionRenderError (REMOTION_NOT_CONFIGURED) naming each variable that is unset.
+    Raises RemotionConfigurationError (REMOTION_NOT_CONFIGURED) naming each variable that is unset.
     """
     function_name, serve_url, region = (
         settings.remotion_function_name, settings.remotion_serve_url, settings.remotion_region
@@ -253,6 +297,14 @@ def remotion_config(settings: Settings) -> RemotionConfig:
         unset = [f"VIDLUXE_{name.upper()}" for name, value in
                  (("remotion_function_name", function_name), ("remotion_serve_url", serve_url),
                   ("remotion_region", region)) if not value]
-        message = f"VIDLUXE_RENDERER=remotion needs {', '.join(unset)}."
-        raise RemotionRenderError(message, code="REMOTION_NOT_CONFIGURED")
+        raise RemotionConfigurationError(f"VIDLUXE_RENDERER=remotion needs {', '.join(unset)}.")
     return RemotionConfig(function_name=function_name, serve_url=serve_url, region=region)
+
+
+def check_remotion_settings(settings: Settings) -> RemotionConfig:
+    """What rendering on Remotion needs of the settings: the VIDLUXE_REMOTION_* variables and the S3
+    object store. Raises RemotionConfigurationError: REMOTION_NOT_CONFIGURED, REMOTION_NEEDS_S3."""
+    config = remotion_config(settings)
+    if settings.object_store != "s3":
+        raise RemotionConfigurationError(NEEDS_S3, code="REMOTION_NEEDS_S3")
+    return config
