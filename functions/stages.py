@@ -27,6 +27,7 @@ from shared.stages.compose import PLAN_COMPOSITION
 from shared.stages.finalize import FINALIZE
 from shared.stages.matte import MATTE
 from shared.stages.probe import PROBE
+from shared.stages.remotion_render import REMOTION_RENDER
 from shared.stages.render import ASSEMBLE, RENDER_CHUNK
 from shared.stages.showcase import SHOWCASE_CUTOUT, SHOWCASE_PREVIEW, SHOWCASE_RENDER, SHOWCASE_SCENE
 from shared.stages.style import LEARN_STYLE
@@ -72,6 +73,7 @@ matte = stage_handler(MATTE)
 plan_composition = stage_handler(PLAN_COMPOSITION)
 render_chunk = stage_handler(RENDER_CHUNK)
 assemble = stage_handler(ASSEMBLE)
+remotion_render = stage_handler(REMOTION_RENDER)
 finalize = stage_handler(FINALIZE)
 showcase_cutout = stage_handler(SHOWCASE_CUTOUT)
 showcase_scene = stage_handler(SHOWCASE_SCENE)

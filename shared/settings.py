@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.costs.assumptions import CostAssumptions
 
+Renderer = Literal["ffmpeg", "remotion"]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDLUXE_", extra="ignore")
@@ -61,7 +63,7 @@ class Settings(BaseSettings):
 
     # Who draws the CompositionSpec: ffmpeg (shared/media/render.py) or the Remotion composition on
     # Remotion Lambda (remotion/, shared/providers/remotion.py).
-    renderer: Literal["ffmpeg", "remotion"] = "ffmpeg"
+    renderer: Renderer = "ffmpeg"
     remotion_function_name: str | None = Field(default=None, description="The deployed Remotion Lambda function.")
     remotion_serve_url: str | None = Field(default=None, description="The Remotion site (remotion/) on S3.")
     remotion_region: str | None = Field(default=None, description="AWS region of the Remotion function and site.")

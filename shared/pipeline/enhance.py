@@ -12,6 +12,8 @@ from shared.composition import GradePreset
 from shared.errors import InvalidInputError
 from shared.pipeline.ingest import ingest, submit_task
 from shared.pipeline.runtime import Runtime
+from shared.providers.remotion import check_remotion_settings
+from shared.settings import Renderer, Settings
 from shared.stages.style import PRESETS
 from shared.storage.tasks import TaskRecord
 
@@ -80,13 +82,32 @@ def check_options(options: EnhanceOptions, *, matting_available: Collection[str]
         )
 
 
+def check_renderer(settings: Settings) -> Renderer:
+    """The renderer the settings choose, once it can run: Remotion needs its VIDLUXE_REMOTION_* variables
+    and the S3 object store (its browser fetches every layer by a presigned URL).
+
+    The renderer (ffmpeg chunk by chunk, the default, or the Remotion composition on Remotion Lambda:
+    shared/stages/remotion_render.py) is the operator's setting VIDLUXE_RENDERER, not a user's option. It
+    is read when a task is submitted and travels in the execution input, so the state machine routes on
+    it the same way on the embedded engine and on Step Functions.
+
+    Raises RemotionConfigurationError, a ConfigurationError: REMOTION_NOT_CONFIGURED, REMOTION_NEEDS_S3
+    (at submit time, rather than a task that fails after its style, assets and mattes were made).
+    """
+    if settings.renderer == "remotion":
+        check_remotion_settings(settings)
+    return settings.renderer
+
+
 def execution_input(
     options: EnhanceOptions, *, source_key: str | None, source_name: str, reference_key: str | None = None,
-    delivery: dict[str, Any] | None = None,
+    delivery: dict[str, Any] | None = None, renderer: Renderer = "ffmpeg",
 ) -> dict[str, Any]:
-    """The enhance state machine's input. ``source_name`` is the user's file name, for error messages."""
+    """The enhance state machine's input. ``source_name`` is the user's file name, for error messages;
+    ``renderer``: what :func:`check_renderer` answered for the submitting process's settings."""
     return {
         **options.model_dump(mode="json"),
+        "renderer": renderer,
         "source_key": source_key,
         "source_name": source_name,  # the stored copy has a content-hash name
         "reference_key": reference_key,
@@ -102,10 +123,13 @@ def submit_enhance(
 
     A missing or unreadable file still creates the task, recorded as failed with INPUT_NOT_FOUND, so
     the attempt is visible in ``vidluxe tasks``. Raises InvalidInputError for an unknown preset, and for
-    a GPU matting choice (MATTING_PROVIDER_UNAVAILABLE): the task would run on the embedded engine.
+    a GPU matting choice (MATTING_PROVIDER_UNAVAILABLE): the task would run on the embedded engine;
+    ConfigurationError when the renderer setting cannot run (:func:`check_renderer`). When these are
+    raised, nothing is stored and no task is created.
     """
     check_options(options)
-    initial = execution_input(options, source_key=None, source_name=video.name, delivery=delivery)
+    renderer = check_renderer(runtime.settings)
+    initial = execution_input(options, source_key=None, source_name=video.name, delivery=delivery, renderer=renderer)
 
     def upload() -> dict[str, Any]:
         keys = {"source_key": ingest(runtime, task_id, "source", video)}

@@ -106,7 +106,8 @@ def test_a_chunk_matted_inline_matches_the_same_chunk_rendered_from_a_stored_mat
         job, plan, chunk = state["job"], state["prepared"]["plan"], state["probe"]["Payload"]["chunks"][1]
         inline = next(t for t in transitions if t.state_name == "RenderChunk").output
         assert inline["index"] == 1 and inline["keyframes"] > 0
-        job.pop("matting")  # the matting choice routes the chunk; it is no field of the Matte stage
+        for routing in ("matting", "renderer"):  # they route the chunk; no field of the Matte stage
+            job.pop(routing)
         matte = execute_stage(MATTE, {**job, "chunk": chunk}, runtime)
         stored = execute_stage(RENDER_CHUNK, {
             "task_id": task.task_id, "spec_key": plan["spec_key"], "index": 1, "matte_key": matte["matte_key"],
