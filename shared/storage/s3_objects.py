@@ -61,9 +61,13 @@ class S3ObjectStore:
                 "(and VIDLUXE_S3_ENDPOINT_URL for R2 or MinIO)."
             )
         import boto3
+        from botocore.config import Config
 
+        # Signature V4 always: boto3 still presigns with V2 in some regions (us-east-1, eu-west-1), which
+        # S3 refuses on buckets created since mid-2020 and R2 never accepts.
         client = boto3.client(
-            "s3", endpoint_url=settings.s3_endpoint_url or None, region_name=settings.s3_region or None
+            "s3", endpoint_url=settings.s3_endpoint_url or None, region_name=settings.s3_region or None,
+            config=Config(signature_version="s3v4"),
         )
         return cls(client, settings.s3_bucket, settings.s3_prefix)
 

@@ -124,6 +124,15 @@ def test_from_settings(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, s3_b
     assert store.uri("k") == f"s3://{s3_bucket}/pre/k"
 
 
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+def test_from_settings_presigns_with_signature_v4(monkeypatch: pytest.MonkeyPatch, region: str) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    store = S3ObjectStore.from_settings(Settings(object_store="s3", s3_bucket="b", s3_region=region))
+    url = store.client.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "k"}, ExpiresIn=60)
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url and "Signature=" not in url.replace("X-Amz-Signature=", "")
+
+
 def test_from_settings_needs_a_bucket() -> None:
     with pytest.raises(ConfigurationError, match="VIDLUXE_S3_BUCKET"):
         S3ObjectStore.from_settings(Settings(object_store="s3", s3_bucket=None))
