@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from shared.composition import CompositionSpec
-from shared.errors import ConfigurationError, VidluxeError
+from shared.errors import ConfigurationError, TransientError, VidluxeError
 from shared.media.ffmpeg import run_ffmpeg
 from shared.media.person import matte_layer, stored_matte_layer
 from shared.media.render import person_box
@@ -184,6 +184,26 @@ def encode_person_layer(
             usage.cpu_seconds += feed_usage.cpu_seconds
 
 
+_THROTTLED = {
+    "TooManyRequestsException", "ThrottlingException", "Throttling", "SlowDown", "RequestLimitExceeded",
+    "ServiceException", "ServiceUnavailable", "EC2ThrottledException", "ResourceConflictException",
+}
+
+
+def _failure(message: str, exc: Exception) -> VidluxeError:
+    """What a failed call to AWS becomes: a TransientError (REMOTION_UNAVAILABLE, which the state
+    machine retries) for throttling, a 5xx or a broken connection; otherwise a RemotionRenderError."""
+    from botocore.exceptions import ClientError, HTTPClientError
+
+    if isinstance(exc, HTTPClientError):  # connection refused or reset, timeouts
+        return TransientError(message, code="REMOTION_UNAVAILABLE")
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if exc.response.get("Error", {}).get("Code") in _THROTTLED or status == 429 or status >= 500:
+            return TransientError(message, code="REMOTION_UNAVAILABLE")
+    return RemotionRenderError(message)
+
+
 class RemotionRenderer:
     """Renders a CompositionSpec on Remotion Lambda and stores the video in our object store."""
 
@@ -213,7 +233,7 @@ class RemotionRenderer:
         try:
             started = self._client.render_media_on_lambda(params)
         except Exception as exc:  # the SDK raises its own errors and botocore's
-            raise RemotionRenderError(f"Remotion Lambda did not start the render: {exc}") from exc
+            raise _failure(f"Remotion Lambda did not start the render: {exc}", exc) from exc
         if started is None:
             raise RemotionRenderError("Remotion Lambda answered the render request with no render id.")
         return str(started.render_id), str(started.bucket_name)
@@ -230,7 +250,7 @@ class RemotionRenderer:
             try:
                 progress = self._client.get_render_progress(render_id=render_id, bucket_name=bucket)
             except Exception as exc:
-                raise RemotionRenderError(f"Could not read the progress of render {render_id}: {exc}") from exc
+                raise _failure(f"Could not read the progress of render {render_id}: {exc}", exc) from exc
             if progress is not None:
                 if getattr(progress, "fatalErrorEncountered", False):
                     messages = [str(e.get("message", e)) if isinstance(e, dict) else str(e)
@@ -263,7 +283,7 @@ class RemotionRenderer:
         try:
             self._s3.download_file(Bucket=out_bucket, Key=remote_key, Filename=str(local))
         except Exception as exc:
-            raise RemotionRenderError(f"Could not copy s3://{out_bucket}/{remote_key}: {exc}") from exc
+            raise _failure(f"Could not copy s3://{out_bucket}/{remote_key}: {exc}", exc) from exc
         objects.put_file(key, local, "video/mp4")
         costs = getattr(progress, "costs", None)
         cost = costs.get("accruedSoFar") if isinstance(costs, dict) else None

@@ -16,6 +16,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from shared.composition import BackgroundLayer, CompositionSpec, PersonLayer, TextLayer
+from shared.errors import TransientError
 from shared.media.models import Chunk, MediaInfo
 from shared.providers.remotion import (
     RemotionConfig,
@@ -177,6 +178,24 @@ def test_an_error_answer_from_the_function_is_a_render_error(aws: Any, tmp_path:
     stub.add_response("invoke", _payload({"type": "error", "message": "Version mismatch: 4.0.528 vs 4.0.529",
                                           "stack": "..."}))
     with stub, pytest.raises(RemotionRenderError, match="Version mismatch"):
+        _renderer(lambda_client, aws, []).render({}, LocalObjectStore(tmp_path / "o"), "k", tmp_path)
+
+
+@pytest.mark.parametrize(("code", "status"), [("TooManyRequestsException", 429), ("ServiceException", 500)])
+def test_throttling_or_a_busy_lambda_is_transient_so_the_state_machine_retries(
+    aws: Any, tmp_path: Path, code: str, status: int
+) -> None:
+    lambda_client, stub, _ = _stubbed_lambda()
+    stub.add_client_error("invoke", service_error_code=code, http_status_code=status)
+    with stub, pytest.raises(TransientError) as raised:
+        _renderer(lambda_client, aws, []).render({}, LocalObjectStore(tmp_path / "o"), "k", tmp_path)
+    assert raised.value.code == "REMOTION_UNAVAILABLE" and raised.value.error_name == "TransientError"
+
+
+def test_a_refused_invocation_is_not_retried(aws: Any, tmp_path: Path) -> None:
+    lambda_client, stub, _ = _stubbed_lambda()
+    stub.add_client_error("invoke", service_error_code="AccessDeniedException", http_status_code=403)
+    with stub, pytest.raises(RemotionRenderError, match="AccessDenied"):
         _renderer(lambda_client, aws, []).render({}, LocalObjectStore(tmp_path / "o"), "k", tmp_path)
 
 
