@@ -29,7 +29,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -346,16 +346,14 @@ def _gaussian(plane: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
     kept). Two 1-D passes, so each axis gets its own border rule."""
     taps = _TAPS.astype(plane.dtype)
     across = cv2.filter2D(plane, -1, taps[None, :], borderType=_border(plane.shape[1]))
-    out: NDArray[np.floating[Any]] = cv2.filter2D(across, -1, taps[:, None], borderType=_border(plane.shape[0]))
-    return out
+    return cast(NDArray[np.floating[Any]], cv2.filter2D(across, -1, taps[:, None], borderType=_border(plane.shape[0])))
 
 
 def _window_max(plane: F32) -> F32:
     """The maximum over the (2r+1) x (2r+1) window around each pixel (pixels outside the plane do not
     count: reflected ones are inside the window already)."""
     side = 2 * WINDOW_RADIUS + 1
-    out: F32 = cv2.dilate(plane, np.ones((side, side), np.uint8))
-    return out
+    return cast(F32, cv2.dilate(plane, np.ones((side, side), np.uint8)))
 
 
 def _ssim_map(x_in: F32, y_in: F32) -> F32:
