@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import shared.stages.finalize as finalize_module
 from shared.cli import main
+from shared.errors import MediaError
 from shared.media.frames import read_frames
 from shared.media.probe import probe
 from shared.pipeline.enhance import EnhanceOptions, OutputFormat, submit_enhance
@@ -18,6 +20,7 @@ from shared.pipeline.runtime import Runtime
 from shared.pipeline.stage import execute_stage
 from shared.settings import Settings
 from shared.stages import ALL_STAGES
+from shared.stages.finalize import FINALIZE
 from shared.stages.matte import MATTE
 from shared.stages.render import RENDER_CHUNK
 from shared.storage.tasks import StageRunStatus, TaskStatus
@@ -122,3 +125,34 @@ def test_a_chunk_matted_inline_matches_the_same_chunk_rendered_from_a_stored_mat
     assert len(ours) == len(theirs) == chunk["frames"]
     differences = [float(np.abs(x - y).mean()) for x, y in zip(ours, theirs, strict=True)]
     assert max(differences) < 1.0, differences
+
+
+def test_finalize_with_an_unreadable_matte_fails_with_a_typed_error(
+    short_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The QA runs on a helper thread beside the stills: its failure must come back as the stage's."""
+    runtime = Runtime.from_settings(Settings(home=tmp_path / "home"))
+    try:
+        options = EnhanceOptions(output=OutputFormat(width=360, height=640, fps=15))
+        task = submit_enhance(runtime, new_task_id(), short_clip, options)
+        assert run_task(runtime, StageRegistry(ALL_STAGES), task.task_id).status == TaskStatus.SUCCEEDED
+        state = next(t for t in runtime.tasks.list_transitions(task.task_id) if t.state_name == "Finalize").output
+        broken = f"tasks/{task.task_id}/broken/matte.mp4"
+        runtime.objects.put_bytes(broken, b"not a video", "video/mp4")
+        payload = {"task_id": task.task_id, "spec_key": state["prepared"]["plan"]["spec_key"],
+                   "video_key": state["final"]["Payload"]["final_key"], "matte_key": broken}
+        with pytest.raises(MediaError) as failed:
+            execute_stage(FINALIZE, payload, runtime)
+        assert failed.value.code == "FFMPEG_FAILED"
+
+        def qa_fails(*_: object, **__: object) -> None:
+            raise MediaError("the QA's decoder failed", code="QA_DECODE_FAILED")
+
+        monkeypatch.setattr(finalize_module, "measure_first_chunk", qa_fails)  # the stills themselves succeed
+        with pytest.raises(MediaError, match="QA's decoder"):
+            execute_stage(FINALIZE, {**payload, "matte_key": state["prepared"]["first_matte_key"]}, runtime)
+        runs = [r for r in runtime.tasks.list_stage_runs(task.task_id) if r.stage == "finalize"]
+        assert [r.status for r in runs] == [StageRunStatus.SUCCEEDED, StageRunStatus.FAILED, StageRunStatus.FAILED]
+        assert runs[-1].usage.cpu_seconds > 0
+    finally:
+        runtime.close()
