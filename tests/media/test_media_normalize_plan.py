@@ -175,12 +175,15 @@ def test_fit_filter_layout(info: MediaInfo, layout: str) -> None:
     assert steps[-1] == "setsar=1"
     assert "format=yuv420p" in steps
     assert "[" not in chain and ";" not in chain  # a plain chain, no pad labels
+    assert info.video is not None
+    shrinking = info.video.display_width >= 1080 and info.video.display_height >= 1920
+    flags = ":flags=bilinear" if shrinking else ""  # area-weighted when shrinking; bicubic when enlarging
     if layout == COVER:
-        assert "scale=1080:1920:force_original_aspect_ratio=increase:force_divisible_by=2" in steps
+        assert f"scale=1080:1920:force_original_aspect_ratio=increase:force_divisible_by=2{flags}" in steps
         assert "crop=1080:1920" in steps
         assert not any(step.startswith("pad=") for step in steps)
     else:
-        assert "scale=1080:1920:force_original_aspect_ratio=decrease:force_divisible_by=2" in steps
+        assert f"scale=1080:1920:force_original_aspect_ratio=decrease:force_divisible_by=2{flags}" in steps
         assert "pad=1080:1920:(ow-iw)/2:(oh-ih)/2:color=black" in steps
         assert not any(step.startswith("crop=") for step in steps)
     for gone in ("split", "boxblur", "overlay", "eq="):  # no blurred copy of the picture any more
