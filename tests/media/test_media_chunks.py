@@ -158,8 +158,9 @@ def test_frame_n_is_the_source_frame_shown_at_n_over_fps(
         width,
         height,
     )
-    # every source frame once, through the same scaler
-    scale = f"scale={width}:{height}:force_original_aspect_ratio=increase:force_divisible_by=2,format=yuv420p"
+    # every source frame once, through the same scaler (both clips are shrunk: bilinear)
+    scale = (f"scale={width}:{height}:force_original_aspect_ratio=increase:force_divisible_by=2:flags=bilinear,"
+             "format=yuv420p")
     source = _decode(["-i", str(src), "-map", "0:v:0", "-vf", f"{scale},crop={width}:{height},setsar=1",
                       "-fps_mode", "passthrough", "-frames:v", str(frames)], width, height)  # fmt: skip
     ticks = _source_ticks(src)[: len(source)]
