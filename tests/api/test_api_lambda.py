@@ -171,18 +171,6 @@ def test_api_lambda_answers_http_api_events(
 # ---------------------------------------------------------------------------------- S3 + Step Functions
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
 
 def test_s3_upload_event_starts_one_step_functions_execution(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, clip: Path, fresh_lambdas: None

@@ -19,7 +19,6 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -61,18 +60,6 @@ OPTIONS = EnhanceOptions(output=OutputFormat(width=180, height=320, fps=15), chu
 REMOTION = {"renderer": "remotion", "remotion_function_name": FUNCTION, "remotion_serve_url": SERVE_URL,
             "remotion_region": REGION}
 
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
