@@ -14,21 +14,29 @@ PostgreSQL: its default synchronous commit), so a process killed right after los
 databases are safe to share between threads: SQLite serialises transactions on one connection behind
 a lock (WAL plus a busy timeout against other processes; ``BEGIN IMMEDIATE`` for writes); PostgreSQL
 hands each transaction a connection from a small pool.
+
+A read a request handler makes from the event loop is a :data:`ReadPlan`: a generator that yields each
+query and receives its rows, written once and run by :meth:`SqlDatabase.read` (a read transaction,
+from any thread) or :meth:`SqlDatabase.read_async` (from an event loop, without a thread hand-off:
+SQLite answers on a reader connection of its own, which WAL never makes wait for a writer; PostgreSQL
+through asyncio connections). A thread hand-off costs more CPU than the read itself, and lets the
+event loop wait for the GIL behind other threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic_core import to_jsonable_python
 
@@ -77,6 +85,36 @@ class Transaction(Protocol):
 
 class Rollback(Exception):
     """Raise inside a transaction block to undo it without reporting an error (catch it outside)."""
+
+
+T = TypeVar("T")
+Rows = list[tuple[Any, ...]]
+
+ReadPlan = Generator[tuple[str, Sequence[Any]], Rows, T]
+"""A read: yields ``(sql, params)`` for each query, receives its rows, returns the result. Plans
+compose with ``yield from``, and may choose the next query from earlier rows."""
+
+
+def run_plan(plan: ReadPlan[T], query: Callable[[str, Sequence[Any]], Rows]) -> T:
+    """Drive ``plan`` with a synchronous ``query``."""
+    try:
+        request = next(plan)
+        while True:
+            request = plan.send(query(*request))
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+async def run_plan_async(plan: ReadPlan[T], query: Callable[[str, Sequence[Any]], Awaitable[Rows]]) -> T:
+    """Drive ``plan`` with an asynchronous ``query``."""
+    try:
+        request = next(plan)
+        while True:
+            request = plan.send(await query(*request))
+    except StopIteration as done:
+        result: T = done.value
+        return result
 
 
 def utc(value: datetime) -> datetime:
@@ -130,6 +168,19 @@ class SqlDatabase(ABC):
         """A transaction, committed when the block exits normally and rolled back when it raises.
 
         Not re-entrant: do not open a transaction inside another one on the same thread.
+        """
+
+    def read(self, plan: ReadPlan[T]) -> T:
+        """Run ``plan`` in one read transaction (from any thread)."""
+        with self.transaction(write=False) as tx:
+            return run_plan(plan, tx.query)
+
+    @abstractmethod
+    async def read_async(self, plan: ReadPlan[T]) -> T:
+        """Run ``plan`` from an event loop without handing it to a thread (see the module docstring).
+
+        Each query is a snapshot of its own or better (SQLite: one transaction; PostgreSQL: statement by
+        statement, which is what its default READ COMMITTED gives a transaction's statements too).
         """
 
     @abstractmethod
@@ -202,10 +253,16 @@ class SqliteDatabase(SqlDatabase):
         """
         super().__init__(SQLITE)
         self._path = path
+        self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = open_sqlite(
             path, busy_timeout=busy_timeout, synchronous="FULL", pragmas=("foreign_keys = ON",)
         )
+        # The event loop's reads (read_async), opened on first use. A connection of their own: the
+        # writers' connection is held across a commit's fsync, which a request must not wait for.
+        self._reader_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        self._closed = False
         try:
             # open_sqlite does not read the file; this does (sqlite3.DatabaseError for a non-database).
             with self.transaction(write=False) as tx:
@@ -237,6 +294,25 @@ class SqliteDatabase(SqlDatabase):
     def transaction(self, *, write: bool) -> contextlib.AbstractContextManager[Transaction]:
         return self._sqlite_transaction(write)
 
+    async def read_async(self, plan: ReadPlan[T]) -> T:
+        # Runs on the event loop: a few indexed reads take tens of microseconds, less than handing
+        # them to a thread would cost, and in WAL mode a reader does not wait for writers.
+        with self._reader_lock:
+            if self._reader is None:
+                if self._closed:
+                    raise sqlite3.ProgrammingError("The database is closed.")
+                self._reader = open_sqlite(
+                    self._path, busy_timeout=self._busy_timeout, synchronous="FULL", pragmas=("query_only = ON",)
+                )
+            reader = self._reader
+            reader.execute("BEGIN")
+            try:
+                result = run_plan(plan, _SqliteTx(reader).query)
+            finally:
+                if reader.in_transaction:  # a read transaction: ended the same way whether or not the plan raised
+                    reader.execute("COMMIT")
+        return result
+
     def _lock_schema(self, tx: Transaction) -> None:
         return None  # the write transaction (BEGIN IMMEDIATE) holds the database's write lock already
 
@@ -252,6 +328,11 @@ class SqliteDatabase(SqlDatabase):
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+        with self._reader_lock:
+            self._closed = True
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
 
 # --------------------------------------------------------------------------------------- PostgreSQL
@@ -296,14 +377,9 @@ class _ConnectionPool:
 
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
         import psycopg
-        from psycopg.types.string import TextLoader
 
-        # prepare_threshold=None: no server-side prepared statements, so transaction-mode poolers
-        # (PgBouncer, Supabase's pooler) work too.
-        connection = psycopg.connect(self._dsn, autocommit=True, prepare_threshold=None)
-        # JSON columns come back as text and are parsed by the store, exactly as with SQLite.
-        connection.adapters.register_loader("jsonb", TextLoader)
-        connection.adapters.register_loader("json", TextLoader)
+        connection = psycopg.connect(self._dsn, **_connect_kwargs())
+        _json_as_text(connection)
         return connection
 
     def _take_idle(self) -> psycopg.Connection[tuple[Any, ...]] | None:
@@ -379,13 +455,124 @@ class _ConnectionPool:
             connection.close()
 
 
+def _connect_kwargs() -> dict[str, Any]:
+    # autocommit: transaction() opens its transactions explicitly, and read_async's queries go out as
+    # they are, without BEGIN and COMMIT round trips. prepare_threshold=None: no server-side prepared
+    # statements, so transaction-mode poolers (PgBouncer, Supabase's pooler) work too.
+    return {"autocommit": True, "prepare_threshold": None}
+
+
+def _json_as_text(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    from psycopg.types.string import TextLoader
+
+    # JSON columns come back as text and are parsed by the store, exactly as with SQLite.
+    connection.adapters.register_loader("jsonb", TextLoader)
+    connection.adapters.register_loader("json", TextLoader)
+
+
+class _LoopConnections:
+    """The asyncio connections of one event loop: at most ``size`` in use, the idle ones kept."""
+
+    def __init__(self, size: int) -> None:
+        self.slots = asyncio.Semaphore(size)
+        self.idle: list[psycopg.AsyncConnection[tuple[Any, ...]]] = []
+
+
+class _AsyncReads:
+    """Autocommit psycopg AsyncConnections for :meth:`PostgresDatabase.read_async`, opened on demand,
+    at most ``size`` per event loop. A connection waits on the loop that opened it, so each loop (the
+    server's, a test client's) has connections of its own."""
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self._dsn = dsn
+        self._size = size
+        self._lock = threading.Lock()
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopConnections] = {}
+        self._closed = False
+
+    def _of_loop(self) -> _LoopConnections:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("The database is closed.")
+            connections = self._loops.get(loop)
+            if connections is None:
+                connections = self._loops[loop] = _LoopConnections(self._size)
+            return connections
+
+    async def read(self, plan: ReadPlan[T]) -> T:
+        import psycopg
+
+        connections = self._of_loop()
+        async with connections.slots:
+            kept = connections.idle.pop() if connections.idle else None
+            connection = kept or await self._connect()
+            queries = 0
+
+            async def query(sql: str, params: Sequence[Any]) -> Rows:
+                nonlocal connection, queries
+                queries += 1
+                try:
+                    return await self._query(connection, sql, params)
+                except psycopg.OperationalError:
+                    # A kept connection the server dropped meanwhile (restart, idle timeout) fails on
+                    # its first query; nothing was read on it yet, so a new connection asks again.
+                    if connection is not kept or queries > 1:
+                        raise
+                    connection.pgconn.finish()
+                    connection = await self._connect()
+                    return await self._query(connection, sql, params)
+
+            try:
+                return await run_plan_async(plan, query)
+            finally:
+                self._give_back(connections, connection)
+
+    async def _connect(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+        import psycopg
+
+        connection = await psycopg.AsyncConnection.connect(self._dsn, **_connect_kwargs())
+        _json_as_text(connection)
+        return connection
+
+    @staticmethod
+    async def _query(connection: psycopg.AsyncConnection[tuple[Any, ...]], sql: str, params: Sequence[Any]) -> Rows:
+        async with connection.cursor() as cursor:
+            await cursor.execute(sql.replace("?", "%s"), params)
+            return await cursor.fetchall()
+
+    def _give_back(self, connections: _LoopConnections, connection: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
+        from psycopg.pq import TransactionStatus
+
+        with self._lock:
+            kept = (
+                not self._closed
+                and not connection.closed
+                and not connection.broken
+                and connection.info.transaction_status == TransactionStatus.IDLE
+            )
+            if kept:
+                connections.idle.append(connection)
+        if not kept:
+            connection.pgconn.finish()  # what AsyncConnection.close() does, without needing the loop
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            loops, self._loops = self._loops, {}
+        for connections in loops.values():
+            for connection in connections.idle:
+                connection.pgconn.finish()
+
+
 class PostgresDatabase(SqlDatabase):
     """The cloud database: PostgreSQL (e.g. Supabase's database) through psycopg 3.
 
     ``schema``, if given, is created if missing and holds the tables (names are schema-qualified, so it
     also works through transaction-mode poolers); otherwise the tables live in the connection's
-    ``search_path`` (normally ``public``). Up to ``pool_size`` connections are opened, on demand; none
-    is opened by the constructor.
+    ``search_path`` (normally ``public``). Up to ``pool_size`` connections are opened, on demand, for
+    :meth:`transaction`, and as many asyncio connections per event loop for :meth:`read_async`; none is
+    opened by the constructor.
     """
 
     def __init__(self, dsn: str, *, schema: str | None = None, pool_size: int = 4) -> None:
@@ -394,6 +581,7 @@ class PostgresDatabase(SqlDatabase):
         super().__init__(POSTGRES, table_prefix=f'"{schema}".' if schema else "")
         self._schema = schema
         self._pool = _ConnectionPool(dsn, pool_size)
+        self._reads = _AsyncReads(dsn, pool_size)
 
     @property
     def schema(self) -> str | None:
@@ -406,6 +594,9 @@ class PostgresDatabase(SqlDatabase):
 
     def transaction(self, *, write: bool) -> contextlib.AbstractContextManager[Transaction]:
         return self._postgres_transaction()
+
+    async def read_async(self, plan: ReadPlan[T]) -> T:
+        return await self._reads.read(plan)
 
     def _lock_schema(self, tx: Transaction) -> None:
         # Concurrent CREATE ... IF NOT EXISTS can still collide in PostgreSQL's catalogs.
@@ -423,3 +614,4 @@ class PostgresDatabase(SqlDatabase):
 
     def close(self) -> None:
         self._pool.close()
+        self._reads.close()

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.storage.sql import Rollback, SqlDatabase, SqliteDatabase, dump_json, load_json
+from shared.storage.sql import (
+    PostgresDatabase,
+    ReadPlan,
+    Rollback,
+    SqlDatabase,
+    SqliteDatabase,
+    dump_json,
+    load_json,
+)
 from shared.storage.sql_tasks import SqlTaskStore
 from shared.storage.tasks import TaskRecord
 
@@ -81,3 +91,104 @@ def test_closed_database_refuses_transactions(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(sqlite3.ProgrammingError):
         db.ping()
+
+
+def _notes_plan(database: SqlDatabase, task_id: str) -> ReadPlan[tuple[int, list[float]]]:
+    """Two dependent queries: the count decides whether the second one runs."""
+    count = (yield (f"SELECT count(*) FROM {database.table('notes')} WHERE task_id = ?", (task_id,)))[0][0]
+    if not count:
+        return 0, []
+    rows = yield (f"SELECT score FROM {database.table('notes')} WHERE task_id = ? ORDER BY score", (task_id,))
+    return int(count), [row[0] for row in rows]
+
+
+def _add_note(database: SqlDatabase, task_id: str, score: float) -> None:
+    with database.transaction(write=True) as tx:
+        tx.execute(
+            f"INSERT INTO {database.table('notes')} (task_id, body, at, score) VALUES (?, ?, ?, ?)",
+            (task_id, "{}", database.dump_timestamp(T0), score),
+        )
+
+
+def test_a_read_plan_answers_alike_from_a_thread_and_from_the_event_loop(database: SqlDatabase, clock: Any) -> None:
+    tasks = SqlTaskStore(database, clock)
+    tasks.create_task(TaskRecord(task_id="t1", pipeline="p", created_at=T0, updated_at=T0))
+    database.create_schema(_NOTES_DDL)
+    assert database.read(_notes_plan(database, "t1")) == (0, []) == asyncio.run(
+        database.read_async(_notes_plan(database, "t1"))
+    )
+    _add_note(database, "t1", 2.5)
+    _add_note(database, "t1", 0.5)
+
+    async def twice() -> list[tuple[int, list[float]]]:
+        # The second read on the same loop reuses what the first one opened.
+        return [await database.read_async(_notes_plan(database, "t1")) for _ in range(2)]
+
+    assert database.read(_notes_plan(database, "t1")) == (2, [0.5, 2.5])
+    assert asyncio.run(twice()) == [(2, [0.5, 2.5])] * 2
+    assert asyncio.run(twice()) == [(2, [0.5, 2.5])] * 2  # another event loop, its own connections
+    with pytest.raises(ZeroDivisionError):
+        asyncio.run(database.read_async(_failing_plan(database)))
+    assert asyncio.run(database.read_async(_notes_plan(database, "t1"))) == (2, [0.5, 2.5])
+
+
+def _failing_plan(database: SqlDatabase) -> ReadPlan[None]:
+    yield (f"SELECT count(*) FROM {database.table('notes')}", ())
+    raise ZeroDivisionError
+
+
+def test_sqlite_loop_reads_neither_wait_for_nor_see_an_open_write(tmp_path: Path, clock: Any) -> None:
+    with SqliteDatabase(tmp_path / "w.sqlite3", busy_timeout=5.0) as db:
+        SqlTaskStore(db, clock).create_task(TaskRecord(task_id="t1", pipeline="p", created_at=T0, updated_at=T0))
+        db.create_schema(_NOTES_DDL)
+        _add_note(db, "t1", 1.0)
+        with db.transaction(write=True) as tx:  # the writer holds the write lock (and the writers' connection)
+            tx.execute(
+                f"INSERT INTO {db.table('notes')} (task_id, body, at, score) VALUES (?, ?, ?, ?)",
+                ("t1", "{}", db.dump_timestamp(T0), 2.0),
+            )
+            started = time.monotonic()
+            assert asyncio.run(db.read_async(_notes_plan(db, "t1"))) == (1, [1.0])
+            assert time.monotonic() - started < 1.0
+        assert asyncio.run(db.read_async(_notes_plan(db, "t1"))) == (2, [1.0, 2.0])
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):  # the loop's connection only reads
+            asyncio.run(db.read_async(_insert_plan(db)))
+    with pytest.raises(sqlite3.ProgrammingError):
+        asyncio.run(db.read_async(_notes_plan(db, "t1")))
+
+
+def _insert_plan(database: SqlDatabase) -> ReadPlan[None]:
+    yield (f"DELETE FROM {database.table('notes')}", ())
+
+
+@pytest.mark.postgres
+def test_postgres_loop_reads_replace_a_connection_the_server_dropped(
+    postgres_url: str, postgres_schema: str, clock: Any
+) -> None:
+    import psycopg
+
+    database = PostgresDatabase(postgres_url, schema=postgres_schema)
+    try:
+        SqlTaskStore(database, clock).create_task(TaskRecord(task_id="t1", pipeline="p", created_at=T0, updated_at=T0))
+        database.create_schema(_NOTES_DDL)
+        _add_note(database, "t1", 1.0)
+
+        async def pid_then_read() -> tuple[int, tuple[int, list[float]], int]:
+            first = await database.read_async(_backend_pid_plan())
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+            await asyncio.sleep(0.2)
+            read = await database.read_async(_notes_plan(database, "t1"))
+            return first, read, await database.read_async(_backend_pid_plan())
+
+        first, read, second = asyncio.run(pid_then_read())
+        assert read == (1, [1.0]) and second != first
+    finally:
+        database.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(database.read_async(_backend_pid_plan()))
+
+
+def _backend_pid_plan() -> ReadPlan[int]:
+    rows = yield ("SELECT pg_backend_pid()", ())
+    return int(rows[0][0])
