@@ -8,6 +8,12 @@ in constant time.
 A signing secret is ``whsec_`` and the base64 of 24 random bytes: the Standard Webhooks format. It is
 stored as it is (the sender needs it to sign). Rotating makes a new current secret and keeps the
 previous one valid for a grace period, during which deliveries are signed with both.
+
+The API authenticates every request with :meth:`TenantStore.authenticate_async`, which remembers a
+valid key for :data:`KEY_CACHE_SECONDS`: a poller then costs no database round trip for its key. A
+key revoked through this store (:meth:`TenantStore.revoke_api_key`) is forgotten at once; one revoked
+by another process (another server on the same database) keeps working in this one for at most that
+long. Unknown and revoked keys are never remembered, so they are refused at once, every time.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -24,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from shared.errors import InvalidInputError, NotFoundError
-from shared.storage.sql import SqlDatabase, Transaction
+from shared.storage.sql import ReadPlan, SqlDatabase, Transaction
 
 if TYPE_CHECKING:
     from shared.clock import Clock
@@ -34,6 +42,9 @@ SIGNING_SECRET_PREFIX = "whsec_"
 DEFAULT_ROTATION_GRACE = timedelta(hours=24)
 _KEY_DISPLAY_CHARS = 8
 _TENANT_NAME_MAX = 100
+KEY_CACHE_SECONDS = 10.0
+"""How long :meth:`TenantStore.authenticate_async` trusts a key it found valid (see the module docstring)."""
+_KEY_CACHE_MAX = 10_000  # keys remembered at once; the oldest is forgotten first
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS {tenants} (
@@ -100,6 +111,10 @@ def hash_api_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
+def _well_formed(api_key: str) -> bool:
+    return api_key.startswith(API_KEY_PREFIX) and len(api_key) <= 200
+
+
 def new_signing_secret() -> str:
     """``whsec_`` + base64 of 24 random bytes (Standard Webhooks)."""
     return SIGNING_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
@@ -121,6 +136,10 @@ class TenantStore:
         self._tenants = database.table("tenants")
         self._keys = database.table("api_keys")
         self._secrets = database.table("signing_secrets")
+        # key hash -> (tenant, monotonic deadline); dict order is insertion order, oldest first.
+        self._valid_keys: dict[str, tuple[Tenant, float]] = {}
+        self._valid_keys_lock = threading.Lock()
+        self._revocations = 0  # a read that began before a revocation must not be remembered
         database.create_schema(_DDL)
 
     # -- tenants
@@ -192,33 +211,58 @@ class TenantStore:
 
     def authenticate(self, api_key: str) -> Tenant | None:
         """The tenant owning an unrevoked ``api_key``, or None (unknown, revoked or malformed key)."""
-        if not api_key.startswith(API_KEY_PREFIX) or len(api_key) > 200:
+        if not _well_formed(api_key):
             return None
         return self.tenant_for_key_hash(hash_api_key(api_key))
+
+    async def authenticate_async(self, api_key: str) -> Tenant | None:
+        """:meth:`authenticate` from an event loop (no thread hand-off); a key found valid in the last
+        :data:`KEY_CACHE_SECONDS` is answered from memory."""
+        if not _well_formed(api_key):
+            return None
+        digest = hash_api_key(api_key)
+        now = time.monotonic()
+        cached = self._valid_keys.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        revocations = self._revocations
+        tenant = await self._db.read_async(self._key_plan(digest))
+        with self._valid_keys_lock:
+            self._valid_keys.pop(digest, None)
+            if tenant is not None and revocations == self._revocations:
+                if len(self._valid_keys) >= _KEY_CACHE_MAX:
+                    del self._valid_keys[next(iter(self._valid_keys))]
+                self._valid_keys[digest] = (tenant, now + KEY_CACHE_SECONDS)
+        return tenant
 
     def tenant_for_key_hash(self, digest: str) -> Tenant | None:
         """The tenant owning the unrevoked key whose SHA-256 is ``digest`` (what a dashboard session
         keeps instead of the key), or None."""
-        with self._db.transaction(write=False) as tx:
-            rows = tx.query(
-                f"SELECT k.key_hash, t.tenant_id, t.name, t.created_at FROM {self._keys} k "
-                f"JOIN {self._tenants} t ON t.tenant_id = k.tenant_id "
-                "WHERE k.key_hash = ? AND k.revoked_at IS NULL",
-                (digest,),
-            )
+        return self._db.read(self._key_plan(digest))
+
+    def _key_plan(self, digest: str) -> ReadPlan[Tenant | None]:
+        rows = yield (
+            f"SELECT k.key_hash, t.tenant_id, t.name, t.created_at FROM {self._keys} k "
+            f"JOIN {self._tenants} t ON t.tenant_id = k.tenant_id "
+            "WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+            (digest,),
+        )
         if not rows or not hmac.compare_digest(rows[0][0], digest):
             return None
         return self._tenant_from_row(rows[0][1:])
 
     def revoke_api_key(self, api_key: str) -> bool:
-        """Revoke a key; returns whether an unrevoked key was found."""
+        """Revoke a key; returns whether an unrevoked key was found. This store forgets it at once."""
+        digest = hash_api_key(api_key)
         with self._db.transaction(write=True) as tx:
-            return bool(
-                tx.execute(
-                    f"UPDATE {self._keys} SET revoked_at = ? WHERE key_hash = ? AND revoked_at IS NULL",
-                    (self._db.dump_timestamp(self._clock.now()), hash_api_key(api_key)),
-                )
+            revoked = tx.execute(
+                f"UPDATE {self._keys} SET revoked_at = ? WHERE key_hash = ? AND revoked_at IS NULL",
+                (self._db.dump_timestamp(self._clock.now()), digest),
             )
+        with self._valid_keys_lock:
+            self._revocations += 1
+            self._valid_keys.pop(digest, None)
+        return bool(revoked)
 
     def list_api_keys(self, tenant_id: str) -> list[ApiKeyInfo]:
         with self._db.transaction(write=False) as tx:

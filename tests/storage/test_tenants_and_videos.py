@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+import shared.storage.tenants as tenants_module
 from shared.errors import InvalidInputError, NotFoundError
 from shared.storage.sql import SqlDatabase
 from shared.storage.sql_tasks import SqlTaskStore
@@ -39,6 +41,32 @@ def test_issued_key_authenticates_its_tenant_and_is_stored_hashed(database: SqlD
     assert tenants.authenticate(issued.api_key) is None
     assert tenants.authenticate(again.api_key) == issued.tenant
     assert [k.revoked_at is not None for k in tenants.list_api_keys(issued.tenant.tenant_id)] == [True, False]
+
+
+def test_the_loop_authentication_remembers_valid_keys_for_a_while(
+    database: SqlDatabase, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(tenants_module.time, "monotonic", lambda: now[0])
+    tenants, elsewhere = TenantStore(database, clock), TenantStore(database, clock)  # elsewhere: another process
+    first, second, third = (tenants.issue_key("acme").api_key for _ in range(3))
+    tenant = tenants.authenticate(first)
+    assert tenant is not None
+
+    async def authenticate(key: str) -> Any:
+        return await tenants.authenticate_async(key)
+
+    for key in (first, second, third):
+        assert asyncio.run(authenticate(key)) == tenant
+    assert asyncio.run(authenticate(first + "x")) is None and asyncio.run(authenticate("Bearer " + first)) is None
+
+    assert tenants.revoke_api_key(first)  # revoked through this store: refused at once
+    assert asyncio.run(authenticate(first)) is None
+    assert elsewhere.revoke_api_key(second)  # revoked by another process: trusted until the entry expires
+    assert asyncio.run(authenticate(second)) == tenant and tenants.authenticate(second) is None
+    now[0] += tenants_module.KEY_CACHE_SECONDS + 0.1
+    assert asyncio.run(authenticate(second)) is None
+    assert asyncio.run(authenticate(third)) == tenant  # read again, still valid
 
 
 def test_tenant_names_are_checked(database: SqlDatabase, clock: Any) -> None:
