@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
@@ -27,13 +26,19 @@ def _document(status: VideoStatus) -> dict[str, object]:
     return document
 
 
-def _etag(document: dict[str, object], download_expiry: str) -> str:
+def _body(status: VideoStatus) -> bytes:
+    """What :func:`_document` gives, serialised by pydantic straight to JSON bytes (the poll's answer)."""
+    return status.model_dump_json(exclude={"cost"} if status.cost is None else None).encode()
+
+
+def _etag(status: VideoStatus, download_expiry: str) -> str:
     """A weak ETag of what changes the answer: everything but the ETA and the signed URLs' signatures
-    (S3 signs with the current second); the URLs' expiry window stands in for them."""
-    stable = {k: v for k, v in document.items() if k not in ("eta_seconds", "outputs")}
-    stable["outputs"] = sorted(document.get("outputs", {}))  # type: ignore[call-overload]
-    stable["download_expiry"] = download_expiry
-    digest = hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    (S3 signs with the current second); the URLs' names and expiry window stand in for them. The
+    fields serialise in the model's order and the dicts in their stored order, so equal documents
+    hash alike."""
+    stable = status.model_dump_json(exclude={"eta_seconds", "outputs"})
+    names = ",".join(sorted(status.outputs))
+    digest = hashlib.sha256(f"{stable}\n{names}\n{download_expiry}".encode()).hexdigest()[:32]
     return f'W/"{digest}"'
 
 
@@ -89,20 +94,20 @@ def list_videos(
     summary="A video's status, progress and outputs",
     responses={304: {"description": "Unchanged since the ETag given in If-None-Match"}},
 )
-def get_video(
+async def get_video(
     services: ServicesDep,
     tenant: TenantDep,
     task_id: str,
     http_request: Request,
 ) -> Response:
     """Cheap to poll: send the last `ETag` as `If-None-Match` for a `304`; wait `Retry-After` seconds."""
-    status = services.videos.status(tenant.tenant_id, task_id)
-    document = _document(status)
-    etag = _etag(document, services.videos.download_expiry().isoformat())
+    # async: the reads run on the event loop (VideoService.status_async), with no thread hand-off.
+    status = await services.videos.status_async(tenant.tenant_id, task_id)
+    etag = _etag(status, services.videos.download_expiry().isoformat())
     headers = _poll_headers(status, etag)
     if etag in _etags(http_request.headers.get("if-none-match")):
         return Response(status_code=304, headers=headers)
-    return JSONResponse(document, headers=headers)
+    return Response(_body(status), media_type="application/json", headers=headers)
 
 
 @router.post("/{task_id}/cancel", response_model=VideoStatus, summary="Stop a task")

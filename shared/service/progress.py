@@ -85,6 +85,12 @@ def estimate_progress(
 
     ``elapsed_seconds``: how long the execution has been running; without it there is no ETA.
     """
+    return progress_at(recorded_fraction(definition, transitions), elapsed_seconds)
+
+
+def recorded_fraction(definition: dict[str, Any], transitions: Sequence[TransitionRecord]) -> float:
+    """:func:`estimate_progress`'s fraction, unrounded. It depends on the journal alone, which only
+    grows: a caller may keep it for as long as no transition is added."""
     states = definition.get("States", {})
     top_level = {t.state_name: t for t in transitions if "/" not in t.position}
     inner_tasks: dict[str, int] = {}
@@ -113,9 +119,12 @@ def estimate_progress(
             previous_output = top_level[name].output
         else:
             done += min(weight, float(inner_tasks.get(name, 0)))
-    if total <= 0:
-        return Progress(0.0)
-    fraction = min(_MAX_RUNNING_PROGRESS, done / total)
+    return 0.0 if total <= 0 else min(_MAX_RUNNING_PROGRESS, done / total)
+
+
+def progress_at(fraction: float, elapsed_seconds: float | None) -> Progress:
+    """The progress shown for :func:`recorded_fraction`'s ``fraction``, with an ETA extrapolated from
+    ``elapsed_seconds`` (none without it, or before 5 %)."""
     eta = None
     if elapsed_seconds is not None and fraction >= 0.05:
         eta = round(elapsed_seconds * (1 - fraction) / fraction, 1)

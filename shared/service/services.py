@@ -19,13 +19,14 @@ from pydantic import SecretStr
 from shared.clock import Clock, SystemClock
 from shared.errors import ConfigurationError
 from shared.pipeline.runtime import Runtime
-from shared.service.videos import CostSource, UploadLimits, VideoService, WebhookUrlCheck
+from shared.service.videos import UploadLimits, VideoService, WebhookUrlCheck
 from shared.settings import Settings
 from shared.settings_service import ServiceSettings
 from shared.storage.factory import build_database
 from shared.storage.local_objects import LocalObjectStore
 from shared.storage.presign import LocalPresigner, Presigner, UrlSigner
 from shared.storage.sql import SqlDatabase
+from shared.storage.sql_tasks import SqlTaskStore
 from shared.storage.tenants import TenantStore
 from shared.storage.videos import VideoStore
 from web_hooks.events import TaskEventSink
@@ -54,11 +55,10 @@ class Services:
         database: SqlDatabase | None = None,
         events: TaskEventSink | None = None,
         check_webhook_url: WebhookUrlCheck | None = None,
-        cost_source: CostSource | None = None,
     ) -> Services:
         """Open the stores (creating their tables). ``base_url`` is where clients reach the service
-        (for the local store's signed URLs); ``database`` defaults to :func:`build_database`'s;
-        ``cost_source`` to the runtime's cost ledger (none without a price table).
+        (for the local store's signed URLs); ``database`` defaults to :func:`build_database`'s. Costs
+        come from the runtime's cost ledger (none without a price table).
 
         Raises ConfigurationError for incomplete settings, the database driver's errors, OSError.
         """
@@ -93,9 +93,10 @@ class Services:
                     expires_seconds=service_settings.upload_expires_seconds,
                     download_expires_seconds=service_settings.download_expires_seconds,
                 ),
+                task_store=SqlTaskStore(database, clock),  # runtime.tasks may wrap one; this reads the same tables
+                costs=runtime.costs.store if runtime.costs is not None else None,
                 events=events,
                 check_webhook_url=check_webhook_url,
-                cost_source=cost_source or (runtime.costs.cost_document if runtime.costs is not None else None),
             )
         except BaseException:
             database.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,13 +31,17 @@ from shared.service.models import (
     CreateEnhanceVideo,
     CreateShowcaseVideo,
     ErrorInfo,
+    TaskCost,
     VideoCreated,
     VideoList,
     VideoStatus,
     api_status,
 )
-from shared.service.progress import estimate_progress
+from shared.service.progress import progress_at, recorded_fraction
+from shared.storage.costs import CostStore, CostSummary
 from shared.storage.presign import Presigner, UploadTarget
+from shared.storage.sql import ReadPlan
+from shared.storage.sql_tasks import SqlTaskStore
 from shared.storage.tasks import TaskRecord, TaskStatus
 from shared.storage.tenants import TenantStore
 from shared.storage.videos import VideoRecord, VideoStore
@@ -54,9 +59,6 @@ log = structlog.get_logger("vidluxe.service")
 
 UPLOAD_PREFIX = "uploads/"
 _UNFINISHED = (TaskStatus.AWAITING_UPLOAD, TaskStatus.PENDING, TaskStatus.RUNNING)
-
-CostSource = Callable[[str], dict[str, Any] | None]
-"""task id -> ``{total_usd, by_stage}`` from a cost ledger, or None when it has none."""
 
 WebhookUrlCheck = Callable[[str], object]
 """Raises an InvalidInputError for a webhook URL that may not be used (SSRF checks)."""
@@ -76,6 +78,29 @@ class NullEventSink:
         dedupe_key: str | None = None,
     ) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class _Journal:
+    """What the status needs of a task's journal: a function of the journal alone, which only grows."""
+
+    length: int  # transitions recorded (numbered 1..length)
+    fraction: float  # recorded_fraction
+    first_recorded_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _StatusFacts:
+    """What a status document is made of, read from the database in one plan."""
+
+    video: VideoRecord
+    task: TaskRecord
+    journal: _Journal | None  # where the progress is estimated from it (running, or stopped short)
+    first_run_started: datetime | None
+    cost: CostSummary | None
+
+
+_JOURNALS_KEPT = 10_000  # tasks whose journal summary VideoService keeps; the oldest is dropped first
 
 
 @dataclass(frozen=True)
@@ -107,12 +132,16 @@ class VideoService:
         presigner: Presigner,
         *,
         limits: UploadLimits,
+        task_store: SqlTaskStore,
+        costs: CostStore | None = None,
         executions: Executions | None = None,
         events: TaskEventSink | None = None,
         check_webhook_url: WebhookUrlCheck | None = None,
-        cost_source: CostSource | None = None,
     ) -> None:
-        """``executions`` may be set later (:attr:`executions`), once the runner exists."""
+        """``task_store``: the SQL task store under ``runtime.tasks`` (which may wrap it), in the
+        database of ``videos``, for the status document's reads; ``costs``: the cost ledger's entries
+        (None: no costs in the documents). ``executions`` may be set later (:attr:`executions`), once
+        the runner exists."""
         self.runtime = runtime
         self.tenants = tenants
         self.videos = videos
@@ -121,8 +150,13 @@ class VideoService:
         self.executions = executions
         self.events: TaskEventSink = events or NullEventSink()
         self._check_webhook_url = check_webhook_url
-        self.cost_source = cost_source
+        self._task_store = task_store
+        self.costs = costs
         self._definitions: dict[str, dict[str, Any]] = {}
+        # task id -> its journal's summary: while a poller polls, a task's journal is read and parsed
+        # (outputs of tens of KB) only when it grew.
+        self._journals: dict[str, _Journal] = {}
+        self._journals_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------- create
 
@@ -279,23 +313,59 @@ class VideoService:
 
     def status(self, tenant_id: str, task_id: str) -> VideoStatus:
         """Raises NotFoundError for an unknown task or another tenant's."""
-        video = self.videos.get(task_id, tenant_id=tenant_id)
-        return self._status(video, self.runtime.tasks.get_task(task_id))
+        return self._status_of(self.videos.database.read(self._facts_plan(tenant_id, task_id)))
+
+    async def status_async(self, tenant_id: str, task_id: str) -> VideoStatus:
+        """:meth:`status` from an event loop, without a thread hand-off: what a poll costs."""
+        return self._status_of(await self.videos.database.read_async(self._facts_plan(tenant_id, task_id)))
 
     def _status(self, video: VideoRecord, task: TaskRecord) -> VideoStatus:
-        now = self.runtime.clock.now()
+        return self._status_of(self.videos.database.read(self._details_plan(video, task, journal_length=None)))
+
+    def _facts_plan(self, tenant_id: str, task_id: str) -> ReadPlan[_StatusFacts]:
+        video, task, journal_length = yield from self.videos.with_task_plan(task_id, tenant_id=tenant_id)
+        return (yield from self._details_plan(video, task, journal_length=journal_length))
+
+    def _details_plan(
+        self, video: VideoRecord, task: TaskRecord, *, journal_length: int | None
+    ) -> ReadPlan[_StatusFacts]:
+        """Only what the task's status needs: the journal while it runs or once it stopped short (kept
+        from an earlier read while ``journal_length``, when known, says it did not grow)."""
+        journal = started = None
+        if task.status not in (TaskStatus.SUCCEEDED, TaskStatus.AWAITING_UPLOAD, TaskStatus.PENDING):
+            journal = self._journals.get(task.task_id)
+            if journal is None or journal.length != journal_length:
+                transitions = yield from self._task_store.transitions_plan(task.task_id)
+                journal = _Journal(
+                    length=len(transitions),
+                    fraction=recorded_fraction(self._definition(task.pipeline), transitions),
+                    first_recorded_at=transitions[0].recorded_at if transitions else None,
+                )
+                self._keep_journal(task.task_id, journal)
+            if task.status == TaskStatus.RUNNING and journal.first_recorded_at is not None:
+                started = yield from self._task_store.first_run_started_plan(task.task_id)
+        cost = (yield from self.costs.summary_plan(task.task_id)) if self.costs is not None else None
+        return _StatusFacts(video, task, journal, started, cost)
+
+    def _keep_journal(self, task_id: str, journal: _Journal) -> None:
+        with self._journals_lock:  # the event loop and the thread pool's routes both keep them
+            self._journals.pop(task_id, None)
+            if len(self._journals) >= _JOURNALS_KEPT:
+                self._journals.pop(next(iter(self._journals)))
+            self._journals[task_id] = journal
+
+    def _status_of(self, facts: _StatusFacts) -> VideoStatus:
+        video, task, journal = facts.video, facts.task, facts.journal
         if task.status == TaskStatus.SUCCEEDED:
             progress, eta = 1.0, None
-        elif task.status in (TaskStatus.AWAITING_UPLOAD, TaskStatus.PENDING):
+        elif journal is None:
             progress, eta = 0.0, None
         else:
-            transitions = self.runtime.tasks.list_transitions(task.task_id)
             elapsed = None
-            if task.status == TaskStatus.RUNNING and transitions:
-                runs = self.runtime.tasks.list_stage_runs(task.task_id)
-                started = min((run.started_at for run in runs), default=transitions[0].recorded_at)
-                elapsed = max(0.0, (now - started).total_seconds())
-            estimate = estimate_progress(self._definition(task.pipeline), transitions, elapsed_seconds=elapsed)
+            if task.status == TaskStatus.RUNNING and journal.first_recorded_at is not None:
+                started = facts.first_run_started or journal.first_recorded_at
+                elapsed = max(0.0, (self.runtime.clock.now() - started).total_seconds())
+            estimate = progress_at(journal.fraction, elapsed)
             progress, eta = estimate.fraction, estimate.eta_seconds if task.status == TaskStatus.RUNNING else None
         error = None
         if task.status == TaskStatus.FAILED and task.error_code:
@@ -312,7 +382,7 @@ class VideoService:
             metadata=video.metadata,
             webhook_url=video.webhook_url,
             upload_expires_at=video.upload_expires_at if task.status == TaskStatus.AWAITING_UPLOAD else None,
-            cost=self.cost_source(task.task_id) if self.cost_source is not None else None,
+            cost=None if facts.cost is None else TaskCost.model_validate(facts.cost.model_dump()),
             created_at=task.created_at,
             updated_at=task.updated_at,
         )
@@ -418,7 +488,7 @@ class VideoService:
             return
         now = self.runtime.clock.now()
         if task.status == TaskStatus.SUCCEEDED:
-            cost = self.cost_source(task.task_id) if self.cost_source is not None else None
+            cost = self.costs.summary(task.task_id).model_dump(mode="json") if self.costs is not None else None
             self.events.emit(
                 video.tenant_id,
                 task.task_id,

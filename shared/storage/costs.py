@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.storage.sql import SqlDatabase, Transaction, utc
+from shared.storage.sql import ReadPlan, SqlDatabase, Transaction, utc
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS {cost_entries} (
@@ -129,12 +129,15 @@ class CostStore:
 
     def summary(self, task_id: str) -> CostSummary:
         """The task's total and per-stage cost (zero while nothing was billed). One indexed query."""
-        with self._db.transaction(write=False) as tx:
-            rows = tx.query(
-                f"SELECT stage, price_version, SUM(amount_usd), MIN(id) FROM {self._entries} WHERE task_id = ? "
-                "GROUP BY stage, price_version ORDER BY MIN(id)",
-                (task_id,),
-            )
+        return self._db.read(self.summary_plan(task_id))
+
+    def summary_plan(self, task_id: str) -> ReadPlan[CostSummary]:
+        """:meth:`summary` as a read plan."""
+        rows = yield (
+            f"SELECT stage, price_version, SUM(amount_usd), MIN(id) FROM {self._entries} WHERE task_id = ? "
+            "GROUP BY stage, price_version ORDER BY MIN(id)",
+            (task_id,),
+        )
         by_stage: dict[str, float] = {}
         for stage, _, amount, _ in rows:
             by_stage[str(stage)] = by_stage.get(str(stage), 0.0) + float(amount)

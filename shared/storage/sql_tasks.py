@@ -11,18 +11,21 @@ nothing; the store is safe to share between threads (see :mod:`shared.storage.sq
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import NotFoundError
 from shared.storage.sql import (
     PostgresDatabase,
+    ReadPlan,
     Rollback,
     SqlDatabase,
     SqliteDatabase,
     Transaction,
     dump_json,
     load_json,
+    run_plan,
 )
 from shared.storage.tasks import (
     ResourceUsage,
@@ -84,15 +87,32 @@ CREATE TABLE IF NOT EXISTS {stage_runs} (
 CREATE INDEX IF NOT EXISTS stage_runs_task_started_idx ON {stage_runs} (task_id, started_at)
 """
 
-_TASK_COLUMNS = (
+TASK_COLUMNS = (
     "task_id, pipeline, status, input, output, current_stage, error_code, error_message, "
     "created_at, updated_at"
 )
+"""The ``tasks`` columns :func:`task_from_row` reads, in its order (for stores that join ``tasks``)."""
 _TRANSITION_COLUMNS = "task_id, seq, position, state_name, state_type, output, next_state, recorded_at"
 _STAGE_RUN_COLUMNS = (
     "task_id, stage, status, attempt, started_at, ended_at, duration_seconds, input_hash, usage, "
     "error_code, error_message"
 )
+
+
+def task_from_row(database: SqlDatabase, row: Sequence[Any]) -> TaskRecord:
+    """A task from the values of :data:`TASK_COLUMNS`."""
+    return TaskRecord(
+        task_id=row[0],
+        pipeline=row[1],
+        status=TaskStatus(row[2]),
+        input=load_json(row[3]),
+        output=load_json(row[4]),
+        current_stage=row[5],
+        error_code=row[6],
+        error_message=row[7],
+        created_at=database.load_timestamp(row[8]),
+        updated_at=database.load_timestamp(row[9]),
+    )
 
 
 class SqlTaskStore:
@@ -122,18 +142,7 @@ class SqlTaskStore:
     # -- rows
 
     def _task_from_row(self, row: Sequence[Any]) -> TaskRecord:
-        return TaskRecord(
-            task_id=row[0],
-            pipeline=row[1],
-            status=TaskStatus(row[2]),
-            input=load_json(row[3]),
-            output=load_json(row[4]),
-            current_stage=row[5],
-            error_code=row[6],
-            error_message=row[7],
-            created_at=self._db.load_timestamp(row[8]),
-            updated_at=self._db.load_timestamp(row[9]),
-        )
+        return task_from_row(self._db, row)
 
     def _transition_from_row(self, row: Sequence[Any]) -> TransitionRecord:
         return TransitionRecord(
@@ -163,7 +172,7 @@ class SqlTaskStore:
         )
 
     def _select_task(self, tx: Transaction, task_id: str) -> TaskRecord:
-        rows = tx.query(f"SELECT {_TASK_COLUMNS} FROM {self._tasks} WHERE task_id = ?", (task_id,))
+        rows = tx.query(f"SELECT {TASK_COLUMNS} FROM {self._tasks} WHERE task_id = ?", (task_id,))
         if not rows:
             raise NotFoundError(f"No task with id {task_id!r}.")
         return self._task_from_row(rows[0])
@@ -179,7 +188,7 @@ class SqlTaskStore:
         data = task.model_dump(mode="json")
         with self._db.transaction(write=True) as tx:
             tx.execute(
-                f"INSERT INTO {self._tasks} ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO {self._tasks} ({TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (task_id) DO NOTHING",
                 (
                     task.task_id,
@@ -211,7 +220,7 @@ class SqlTaskStore:
         where, params = "", []
         if status is not None:
             where, params = "WHERE status = ? ", [TaskStatus(status).value]
-        sql = f"SELECT {_TASK_COLUMNS} FROM {self._tasks} {where}ORDER BY created_at DESC, id DESC LIMIT ?"
+        sql = f"SELECT {TASK_COLUMNS} FROM {self._tasks} {where}ORDER BY created_at DESC, id DESC LIMIT ?"
         with self._db.transaction(write=False) as tx:
             rows = tx.query(sql, (*params, limit))
         return [self._task_from_row(row) for row in rows]
@@ -340,11 +349,21 @@ class SqlTaskStore:
         """In the order they were recorded. Raises NotFoundError for an unknown task id."""
         with self._db.transaction(write=False) as tx:
             self._require_task(tx, task_id)
-            rows = tx.query(
-                f"SELECT {_TRANSITION_COLUMNS} FROM {self._transitions} WHERE task_id = ? ORDER BY seq",
-                (task_id,),
-            )
+            return run_plan(self.transitions_plan(task_id), tx.query)
+
+    def transitions_plan(self, task_id: str) -> ReadPlan[list[TransitionRecord]]:
+        """:meth:`list_transitions` as a read plan, for a task known to exist (an unknown one has none)."""
+        rows = yield (
+            f"SELECT {_TRANSITION_COLUMNS} FROM {self._transitions} WHERE task_id = ? ORDER BY seq",
+            (task_id,),
+        )
         return [self._transition_from_row(row) for row in rows]
+
+    def first_run_started_plan(self, task_id: str) -> ReadPlan[datetime | None]:
+        """When the task's earliest stage run started (None before its first): what the status's ETA
+        needs of :meth:`list_stage_runs`, without reading every run."""
+        rows = yield (f"SELECT MIN(started_at) FROM {self._stage_runs} WHERE task_id = ?", (task_id,))
+        return None if not rows or rows[0][0] is None else self._db.load_timestamp(rows[0][0])
 
     def record_stage_run(self, report: StageReport) -> None:
         """Append one stage run. Raises NotFoundError for an unknown task id."""

@@ -18,8 +18,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared.errors import InvalidInputError, NotFoundError
-from shared.storage.sql import SqlDatabase, dump_json, load_json
-from shared.storage.tasks import TaskStatus
+from shared.storage.sql import ReadPlan, SqlDatabase, dump_json, load_json
+from shared.storage.sql_tasks import TASK_COLUMNS, task_from_row
+from shared.storage.tasks import TaskRecord, TaskStatus
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS {videos} (
@@ -45,6 +46,11 @@ _COLUMNS = (
     "task_id, tenant_id, pipeline, webhook_url, metadata, idempotency_key, request_hash, upload_keys, "
     "content_type, max_bytes, upload_expires_at, created_at"
 )
+_WIDTH = len(_COLUMNS.split(","))
+
+
+def _prefixed(alias: str, columns: str) -> str:
+    return ", ".join(f"{alias}.{column.strip()}" for column in columns.split(","))
 
 
 class VideoRecord(BaseModel):
@@ -78,7 +84,15 @@ class VideoStore:
         self._db = database
         self._videos = database.table("videos")
         self._tasks = database.table("tasks")
+        self._with_task_sql = (
+            f"SELECT {_prefixed('v', _COLUMNS)}, {_prefixed('t', TASK_COLUMNS)}, t.last_seq "
+            f"FROM {self._videos} v JOIN {self._tasks} t ON t.task_id = v.task_id WHERE v.task_id = ?"
+        )
         database.create_schema(_DDL)
+
+    @property
+    def database(self) -> SqlDatabase:
+        return self._db
 
     def _from_row(self, row: Sequence[Any]) -> VideoRecord:
         return VideoRecord(
@@ -143,6 +157,16 @@ class VideoStore:
             raise NotFoundError(f"No video with id {task_id!r}.")
         return self._from_row(rows[0])
 
+    def with_task_plan(self, task_id: str, *, tenant_id: str) -> ReadPlan[tuple[VideoRecord, TaskRecord, int]]:
+        """The tenant's video, its task and how many transitions its journal holds (they are numbered
+        1, 2, ... and never removed, so the count names the journal), in one query. Raises
+        NotFoundError like :meth:`get`."""
+        rows = yield (self._with_task_sql, (task_id,))
+        if not rows or rows[0][1] != tenant_id:
+            raise NotFoundError(f"No video with id {task_id!r}.")
+        row = rows[0]
+        return self._from_row(row[:_WIDTH]), task_from_row(self._db, row[_WIDTH:-1]), int(row[-1])
+
     def find_by_idempotency_key(self, tenant_id: str, idempotency_key: str) -> VideoRecord | None:
         with self._db.transaction(write=False) as tx:
             rows = tx.query(
@@ -176,9 +200,9 @@ class VideoStore:
         if statuses:
             where.append(f"t.status IN ({', '.join('?' for _ in statuses)})")
             params += [TaskStatus(s).value for s in statuses]
-        columns = ", ".join(f"v.{column.strip()}" for column in _COLUMNS.split(","))
         sql = (
-            f"SELECT {columns}, v.id FROM {self._videos} v JOIN {self._tasks} t ON t.task_id = v.task_id "
+            f"SELECT {_prefixed('v', _COLUMNS)}, v.id FROM {self._videos} v "
+            f"JOIN {self._tasks} t ON t.task_id = v.task_id "
             f"WHERE {' AND '.join(where)} ORDER BY v.created_at DESC, v.id DESC LIMIT ?"
         )
         with self._db.transaction(write=False) as tx:

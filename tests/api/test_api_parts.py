@@ -1,5 +1,5 @@
-"""The service's small parts: the progress estimate (pure), local URL signatures, ``vidluxe keys
-create``, and the runner picking up unfinished tasks when the server starts."""
+"""The service's small parts: the progress estimate (pure), the poll's serialisation, local URL
+signatures, ``vidluxe keys create``, and the runner picking up unfinished tasks when the server starts."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import pytest
 import structlog
 
 import state_machines
+from shared.api import routes_videos
 from shared.cli import main
 from shared.cli.serve import LocalService
 from shared.errors import PermissionDeniedError
+from shared.service.models import TaskCost, VideoStatus
 from shared.service.progress import estimate_progress
 from shared.settings import Settings
 from shared.settings_service import ServiceSettings
@@ -60,6 +62,17 @@ def test_eta_extrapolates_the_rate_so_far() -> None:
     progress = estimate_progress(ENHANCE, transitions, elapsed_seconds=70.0)
     assert progress.eta_seconds == pytest.approx(70 * (3 / 10) / (7 / 10), abs=0.1)
     assert estimate_progress(ENHANCE, [], elapsed_seconds=5.0).eta_seconds is None
+
+
+@pytest.mark.parametrize("cost", [None, TaskCost(total_usd=0.25, by_stage={"probe": 0.25}, price_versions=["v"])])
+def test_the_poll_serialises_the_document_the_other_routes_answer(cost: TaskCost | None) -> None:
+    status = VideoStatus(
+        task_id="tsk_1", pipeline="enhance", status="completed", stage="Finalize", progress=1.0, eta_seconds=None,
+        outputs={"final.mp4": "http://x/final.mp4?sig=1"}, error=None, metadata={"é": 1, "a": [1.5, None]},
+        webhook_url=None, upload_expires_at=None, cost=cost, created_at=T0, updated_at=T0 + timedelta(seconds=1),
+    )
+    assert json.loads(routes_videos._body(status)) == routes_videos._document(status)
+    assert ("cost" in routes_videos._document(status)) == (cost is not None)  # no ledger: no made-up figures
 
 
 def test_local_signatures_cover_method_key_expiry_type_and_size() -> None:

@@ -3,6 +3,7 @@ uploads refused for the right reasons, webhook secrets, health, the error shape.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 from service_helpers import ServiceFactory, issue_key
 
 from shared.cli.serve import LocalService
+from shared.storage.tasks import StageReport, StageRunStatus, TaskStatus, TransitionRecord
 
 
 def _enhance(**fields: Any) -> dict[str, Any]:
@@ -130,6 +132,36 @@ def test_polling_etag_304_and_retry_after(client: httpx.Client) -> None:
     changed = client.get(f"/v1/videos/{task_id}", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.json()["status"] == "cancelled"
     assert "retry-after" not in changed.headers and changed.headers["etag"] != etag
+
+
+def test_a_running_task_is_polled_from_its_journal(client: httpx.Client, service: LocalService) -> None:
+    """Progress from the recorded states, an ETA from when its first stage run started; the poll's
+    document is the one the listing shows (the poll reads on the event loop, the listing in a thread)."""
+    assert service.services is not None
+    tasks = service.services.runtime.tasks
+    task_id = client.post("/v1/videos", json=_enhance(metadata={"k": "v"})).json()["task_id"]
+    now = datetime.now(UTC)
+    assert tasks.update_status_if(task_id, expected=[TaskStatus.AWAITING_UPLOAD], status=TaskStatus.RUNNING)
+    journal = [("Probe#1", "Probe", "Task", {}), ("Job#1", "Job", "Pass", {"probe": {"Payload": {"chunks": [{}] * 3}}})]
+    for position, name, kind, output in journal:
+        tasks.record_transition(TransitionRecord(task_id=task_id, position=position, state_name=name,
+                                                 state_type=kind, output=output, recorded_at=now))
+    for started in (now - timedelta(seconds=40), now - timedelta(seconds=100)):  # the earliest one counts
+        tasks.record_stage_run(StageReport(task_id=task_id, stage="probe", status=StageRunStatus.SUCCEEDED,
+                                           started_at=started, ended_at=now, duration_seconds=1.0, input_hash="h"))
+
+    polled = client.get(f"/v1/videos/{task_id}")
+    status = polled.json()
+    assert status["status"] == "running" and status["progress"] == pytest.approx(1 / 10)
+    assert status["eta_seconds"] == pytest.approx(100 * 9, rel=0.05) and polled.headers["retry-after"] == "2"
+    listed = client.get("/v1/videos").json()["data"][0]
+    assert {**listed, "eta_seconds": None} == {**status, "eta_seconds": None}
+    assert client.get(f"/v1/videos/{task_id}", headers={"If-None-Match": polled.headers["etag"]}).status_code == 304
+
+    tasks.record_transition(TransitionRecord(task_id=task_id, position="Prepare#1/b0/LearnStyle#1",
+                                             state_name="LearnStyle", state_type="Task", output={}, recorded_at=now))
+    moved = client.get(f"/v1/videos/{task_id}", headers={"If-None-Match": polled.headers["etag"]})
+    assert moved.status_code == 200 and moved.json()["progress"] == pytest.approx(2 / 10)  # the journal grew
 
 
 def test_cancel_and_retry_answer_conflicts(client: httpx.Client) -> None:

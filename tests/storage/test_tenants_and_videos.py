@@ -13,7 +13,7 @@ import shared.storage.tenants as tenants_module
 from shared.errors import InvalidInputError, NotFoundError
 from shared.storage.sql import SqlDatabase
 from shared.storage.sql_tasks import SqlTaskStore
-from shared.storage.tasks import TaskRecord, TaskStatus
+from shared.storage.tasks import TaskRecord, TaskStatus, TransitionRecord
 from shared.storage.tenants import TenantStore, hash_api_key
 from shared.storage.videos import VideoRecord, VideoStore
 
@@ -126,6 +126,13 @@ def test_videos_belong_to_one_tenant_and_page_newest_first(database: SqlDatabase
         videos.get("t4", tenant_id="ten_a")
     with pytest.raises(NotFoundError):
         videos.get("missing")
+    tasks.record_transition(TransitionRecord(task_id="t1", position="A#1", state_name="A", state_type="Pass",
+                                             recorded_at=clock.now()))
+    video, task, journal_length = database.read(videos.with_task_plan("t1", tenant_id="ten_a"))
+    assert video == videos.get("t1") and task == tasks.get_task("t1") and journal_length == 1
+    for task_id in ("t4", "missing"):  # another tenant's video is reported exactly like a missing one
+        with pytest.raises(NotFoundError, match=task_id):
+            asyncio.run(database.read_async(videos.with_task_plan(task_id, tenant_id="ten_a")))
 
     seen: list[str] = []
     cursor = None
