@@ -119,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API, the local runner and webhook delivery")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--access-log", action="store_true", help="log every request (costs CPU per request)")
     serve.set_defaults(handler=_serve, json=False)
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(required=True, metavar="ACTION")
@@ -243,7 +244,7 @@ def _serve(args: argparse.Namespace, settings: Settings, console: Console) -> in
     from shared.cli.serve import serve
 
     configure_logging(settings.log_format, settings.log_level)
-    serve(settings, host=args.host, port=args.port)
+    serve(settings, host=args.host, port=args.port, access_log=args.access_log)
     return 0
 
 

@@ -8,6 +8,7 @@ which the delivery worker drains. Tests run the same class on a free loopback po
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 from collections.abc import Sequence
@@ -49,7 +50,9 @@ class LocalService:
         routers: Sequence[APIRouter] = (),
         deliver_webhooks: bool = True,
         log_level: str = "warning",
+        access_log: bool = False,
     ) -> None:
+        """``access_log``: a log line per request (uvicorn's; it costs CPU on every request)."""
         self._settings = settings
         self._service_settings = service_settings
         self._host = host
@@ -58,6 +61,7 @@ class LocalService:
         self._routers = routers
         self._deliver_webhooks = deliver_webhooks
         self._log_level = log_level
+        self._access_log = access_log
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -145,8 +149,13 @@ class LocalService:
     def _uvicorn(self) -> uvicorn.Server:
         if self.app is None:
             raise RuntimeError("Enter the LocalService context first.")
+        # uvicorn picks uvloop and httptools (uvicorn[standard]) when they are installed.
         config = uvicorn.Config(
-            self.app, log_level=self._log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+            self.app,
+            log_level=self._log_level,
+            access_log=self._access_log,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
         )
         self._server = uvicorn.Server(config)
         return self._server
@@ -202,11 +211,11 @@ class LocalService:
         self.close()
 
 
-def serve(settings: Settings, *, host: str, port: int) -> None:
+def serve(settings: Settings, *, host: str, port: int, access_log: bool = False) -> None:
     """``vidluxe serve``: run until interrupted. Raises ConfigurationError (ADDRESS_IN_USE) when the
     address cannot be bound."""
     service_settings = ServiceSettings()
-    service = LocalService(settings, service_settings, host=host, port=port, log_level="info")
+    service = LocalService(settings, service_settings, host=host, port=port, log_level="info", access_log=access_log)
     try:
         service.__enter__()
     except OSError as exc:
@@ -215,4 +224,9 @@ def serve(settings: Settings, *, host: str, port: int) -> None:
         ) from exc
     with service:
         print(f"VidLuxe API on {service.base_url} (docs: {service.base_url}/docs); Ctrl-C stops", flush=True)
+        # What is built by now lives as long as the process: freezing it keeps it out of the cyclic
+        # collector, whose full passes over it (tens of ms with the stages' libraries loaded) would
+        # otherwise stall every request in flight.
+        gc.collect()
+        gc.freeze()
         service.serve_forever()

@@ -142,6 +142,21 @@ def test_serve_picks_up_unfinished_tasks_on_start(tmp_path: Path) -> None:
     assert task.status == TaskStatus.FAILED and task.error_code == "INPUT_NOT_VIDEO", task
 
 
+@pytest.mark.parametrize("access_log", [False, True])
+def test_the_access_log_is_off_unless_asked_for(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], access_log: bool
+) -> None:
+    import httpx
+
+    settings = Settings(home=tmp_path / "home", task_store="sqlite", max_workers=1)
+    with LocalService(settings, ServiceSettings(runner_workers=1), port=0, deliver_webhooks=False,
+                      log_level="info", access_log=access_log) as service:
+        service.start_in_thread()
+        assert httpx.get(f"{service.base_url}/healthz").status_code == 200
+    out, err = capfd.readouterr()
+    assert ('"GET /healthz HTTP/1.1" 200' in out + err) == access_log, out + err
+
+
 def test_responses_do_not_wait_for_delayed_acks(service: LocalService) -> None:
     """Regression: the listening socket was made with proto 0, so asyncio left TCP_NODELAY off and every
     response with a body (headers and body are two writes) took ~40 ms on loopback."""
