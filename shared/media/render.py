@@ -55,6 +55,19 @@ def grade_filter(effects: Effects, *, chroma_shift: tuple[float, float] = (0.0, 
     return f"lutyuv=y='{y}':u='{u}':v='{v}'"
 
 
+def graded_person_filter(effects: Effects, chroma_shift: tuple[float, float]) -> str | None:
+    """The person's ``lutyuv``: the chroma shift toward the background, then the grade, as one table (pure).
+
+    The grade is affine per plane, so grading every layer before they are blended equals grading the
+    blend (up to the clipping at 16..235/240): the renderer grades the stills once, before they are
+    looped, and the person here, instead of every composited frame. Shifting by s before a saturation
+    gain g shifts the graded value by s*g.
+    """
+    _, _, saturation, _ = GRADES[effects.grade]
+    gain = 1 + (saturation - 1) * (effects.intensity if effects.grade != "none" else 0.0)
+    return grade_filter(effects, chroma_shift=(chroma_shift[0] * gain, chroma_shift[1] * gain))
+
+
 @dataclass(frozen=True)
 class Box:
     """Where the person layer sits in the frame: its top-left corner and its (even) size, in pixels."""
@@ -150,17 +163,20 @@ def plan_render_chunk(
 
     args = ["-f", "rawvideo", "-pix_fmt", "yuva420p", "-s", f"{box.width}x{box.height}", "-framerate", str(fps),
             "-i", "pipe:0", "-i", str(files[spec.background.key])]
-    person_grade = grade_filter(Effects(grade="none"), chroma_shift=_scaled(person_chroma_shift, spec))
+    # Each layer is graded on its own (see graded_person_filter): the stills once, before they loop.
+    person_grade = graded_person_filter(spec.effects, _scaled(person_chroma_shift, spec))
+    grade = grade_filter(spec.effects)
+    graded = f"{grade}," if grade else ""
     graph = [
         f"[0:v]{person_grade or 'null'}[person]",
-        f"[1:v]{_background_chain(spec, t0)}[bg]",
+        f"[1:v]{_background_chain(spec, t0, graded)}[bg]",
         f"[bg][person]overlay={box.x}:{box.y}:format=yuv420:shortest=1[l0]",
     ]
     last, stream = "l0", 2
     for overlay in spec.overlays:
         args += ["-i", str(files[overlay.key])]
         fade = f",colorchannelmixer=aa={overlay.opacity:.3f}" if overlay.opacity < 1 else ""
-        graph.append(f"[{stream}:v]scale={width}:{height},format=yuva420p{fade},{still}[o{stream}]")
+        graph.append(f"[{stream}:v]scale={width}:{height},format=yuva420p{fade},{graded}{still}[o{stream}]")
         graph.append(f"[{last}][o{stream}]overlay=0:0:format=yuv420:shortest=1[l{stream}]")
         last, stream = f"l{stream}", stream + 1
     for text in _texts_in(spec.texts, t0, t0 + chunk.frames / fps):
@@ -171,14 +187,13 @@ def plan_render_chunk(
         fade_out = end - text.fade_out
         if fade_out >= 0:
             fades.append(f"fade=t=out:st={fade_out:.3f}:d={text.fade_out:.3f}:alpha=1")
-        graph.append(f"[{stream}:v]" + ",".join(["format=yuva420p", still, *fades]) + f"[t{stream}]")
+        graph.append(f"[{stream}:v]format=yuva420p,{graded}" + ",".join([still, *fades]) + f"[t{stream}]")
         graph.append(
             f"[{last}][t{stream}]overlay=0:{text.y}:format=yuv420:shortest=1:"
             f"enable='between(t,{max(start, 0):.3f},{end:.3f})'[l{stream}]"
         )
         last, stream = f"l{stream}", stream + 1
-    grade = grade_filter(spec.effects)
-    graph.append(f"[{last}]{grade + ',' if grade else ''}format=yuv420p[vout]")
+    graph.append(f"[{last}]format=yuv420p[vout]")
     return [
         *args, "-filter_complex", ";".join(graph), "-map", "[vout]", "-an", "-sn",
         "-frames:v", str(chunk.frames), "-r", str(fps), *ENCODER, "-g", str(2 * fps),
@@ -206,18 +221,19 @@ def concat_list_text(chunk_files: list[Path]) -> str:
     return "".join("file '" + str(path).replace("'", "'\\''") + "'\n" for path in chunk_files)
 
 
-def _background_chain(spec: CompositionSpec, t0: float) -> str:
-    """Scale the still once, then drift a crop window across it (cheap per frame, no rescaling)."""
+def _background_chain(spec: CompositionSpec, t0: float, graded: str = "") -> str:
+    """Scale (and grade: ``graded`` is a filter and a comma, or empty) the still once, then drift a crop
+    window across it (cheap per frame, no rescaling)."""
     width, height, fps = spec.width, spec.height, spec.fps
     still = f"loop=loop=-1:size=1:start=0,setpts=N/{fps}/TB"
     motion = spec.background.motion
     if motion is None or motion.scale <= 1.0:
-        return f"scale={width}:{height},setsar=1,format=yuv420p,{still}"
+        return f"scale={width}:{height},setsar=1,format=yuv420p,{graded}{still}"
     big_w, big_h = even(width * motion.scale), even(height * motion.scale)
     progress = f"((t+{t0:.4f})/{spec.duration_seconds:.4f})"
     x = f"(iw-ow)/2*(1+{motion.pan_x:.3f}*(2*{progress}-1))"
     y = f"(ih-oh)/2*(1+{motion.pan_y:.3f}*(2*{progress}-1))"
-    return f"scale={big_w}:{big_h},setsar=1,format=yuv420p,{still},crop={width}:{height}:'{x}':'{y}'"
+    return f"scale={big_w}:{big_h},setsar=1,format=yuv420p,{graded}{still},crop={width}:{height}:'{x}':'{y}'"
 
 
 def _texts_in(texts: list[TextLayer], start: float, end: float) -> list[TextLayer]:
