@@ -38,6 +38,7 @@ from shared.service.models import (
     api_status,
 )
 from shared.service.progress import progress_at, recorded_fraction
+from shared.settings import Renderer
 from shared.storage.costs import CostStore, CostSummary
 from shared.storage.presign import Presigner, UploadTarget
 from shared.storage.sql import ReadPlan
@@ -168,18 +169,21 @@ class VideoService:
         With ``idempotency_key`` a repeated request returns the first one's task and upload targets.
         Raises InvalidInputError (UNKNOWN_PRESET, MATTING_PROVIDER_UNAVAILABLE: a GPU matting choice
         when tasks run on the embedded engine, a webhook URL error), ConflictError
-        (IDEMPOTENCY_KEY_REUSED) when the key was used for a different request.
+        (IDEMPOTENCY_KEY_REUSED) when the key was used for a different request, ConfigurationError
+        (REMOTION_NOT_CONFIGURED, REMOTION_NEEDS_S3) when VIDLUXE_RENDERER=remotion cannot run.
         """
         request_hash = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
         if idempotency_key is not None:
             existing = self.videos.find_by_idempotency_key(tenant_id, idempotency_key)
             if existing is not None:
                 return self._created_answer(existing, request_hash), False
+        renderer: Renderer = "ffmpeg"
         if isinstance(request, CreateEnhanceVideo):
             gpu = self.executions is not None and self.executions.runs_callback_tasks
             enhance.check_options(
                 request.options, matting_available=enhance.LOCAL_MATTING | (enhance.GPU_MATTING if gpu else frozenset())
             )
+            renderer = enhance.check_renderer(self.runtime.settings)
         if request.webhook_url is not None and self._check_webhook_url is not None:
             self._check_webhook_url(request.webhook_url)
 
@@ -188,7 +192,8 @@ class VideoService:
         if isinstance(request, CreateEnhanceVideo):
             keys = [upload_key(task_id, "source", request.content_type)]
             execution_input = enhance.execution_input(
-                request.options, source_key=keys[0], source_name=request.filename or f"upload{keys[0][-4:]}"
+                request.options, source_key=keys[0], source_name=request.filename or f"upload{keys[0][-4:]}",
+                renderer=renderer,
             )
         else:
             keys = [upload_key(task_id, f"photo{i:02d}", request.content_type) for i in range(request.photos)]

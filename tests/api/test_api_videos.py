@@ -3,14 +3,18 @@ uploads refused for the right reasons, webhook secrets, health, the error shape.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 from service_helpers import ServiceFactory, issue_key
 
 from shared.cli.serve import LocalService
+from shared.settings import Settings
+from shared.settings_service import ServiceSettings
 from shared.storage.tasks import StageReport, StageRunStatus, TaskStatus, TransitionRecord
 
 
@@ -330,3 +334,49 @@ def test_a_large_upload_streams_to_the_store_intact(client: httpx.Client, servic
     key = response.json()["key"]
     assert hashlib.sha256(service.services.runtime.objects.get_bytes(key)).digest() == hashlib.sha256(data).digest()
     assert client.get(f"/v1/videos/{created['task_id']}").json()["status"] != "awaiting_upload"  # the event fired
+
+
+REMOTION = {
+    "renderer": "remotion", "remotion_function_name": "remotion-render-4-0-529-mem2048mb-disk2048mb-120sec",
+    "remotion_serve_url": "https://remotionlambda-useast1-abcdefgh.s3.us-east-1.amazonaws.com/sites/vidluxe/index.html",
+    "remotion_region": "us-east-1",
+}
+
+
+def _remotion_service(settings: Settings) -> LocalService:
+    service = LocalService(settings, ServiceSettings(webhooks_allow_private=True, runner_workers=1), port=0)
+    service.__enter__()
+    service.start_in_thread()
+    return service
+
+
+def test_the_renderer_setting_reaches_tasks_created_over_http(
+    settings: Settings, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    bucket = f"vidluxe-api-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    s3 = {"object_store": "s3", "s3_bucket": bucket, "s3_endpoint_url": moto_endpoint, "s3_region": "us-east-1"}
+    service = _remotion_service(settings.model_copy(update={**REMOTION, **s3}))
+    try:
+        headers = {"Authorization": f"Bearer {issue_key(service)}"}
+        with httpx.Client(base_url=service.base_url, headers=headers, timeout=30) as http:
+            created = http.post("/v1/videos", json=_enhance())
+            assert created.status_code == 201, created.text
+        assert service.services is not None
+        task = service.services.runtime.tasks.get_task(created.json()["task_id"])
+        assert task.input["renderer"] == "remotion"
+    finally:
+        service.close()
+
+
+def test_a_renderer_that_cannot_run_is_refused_before_a_task_exists(settings: Settings) -> None:
+    service = _remotion_service(settings.model_copy(update=REMOTION))  # local store: Remotion can fetch nothing
+    try:
+        headers = {"Authorization": f"Bearer {issue_key(service)}"}
+        with httpx.Client(base_url=service.base_url, headers=headers, timeout=30) as http:
+            _error(http.post("/v1/videos", json=_enhance()), 500, "REMOTION_NEEDS_S3")
+            assert http.get("/v1/videos").json()["data"] == []
+    finally:
+        service.close()
