@@ -7,8 +7,9 @@ answers a redelivered record with the first answer, marked as a replay; the task
 execution's name is the task id, which Step Functions refuses to reuse. Without the table (local runs,
 tests of the other two guards) every record goes straight to the service.
 
-The notification is declared on the bucket (infra/aws/storage.yml): ``s3:ObjectCreated:*`` filtered to
-the prefix ``<store prefix>uploads/``.
+The notification is declared on the uploads bucket (infra/aws/storage.yml): ``s3:ObjectCreated:*``
+filtered to the prefix ``<store prefix>uploads/``; an event from a bucket the store does not keep that
+key in is ignored.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def _landing() -> tuple[Landing, IdempotencyConfig | None]:
 def handler(event: S3Event, context: Any) -> dict[str, Any]:
     """Returns the keys whose event started an execution, and those that started nothing."""
     objects = cloud_services().runtime.objects
-    prefix = objects.prefix if isinstance(objects, S3ObjectStore) else ""
+    store = objects if isinstance(objects, S3ObjectStore) else None
+    prefix = store.prefix if store is not None else ""
     land, config = _landing()
     if config is not None:
         config.register_lambda_context(context)  # an in-progress record expires with this invocation
@@ -79,6 +81,11 @@ def handler(event: S3Event, context: Any) -> dict[str, Any]:
         key = unquote_plus(record.s3.get_object.key)  # S3 sends keys URL-encoded, spaces as '+'
         if prefix and key.startswith(prefix):
             key = key[len(prefix) :]
+        if store is not None and record.s3.bucket.name != store.bucket_of(key):
+            # Not where the store keeps that key (a notification wired to another bucket): no upload of ours.
+            logger.warning("upload event from another bucket", extra={"bucket": record.s3.bucket.name, "key": key})
+            ignored.append(key)
+            continue
         task_id = task_id_of_upload(key)
         logger.append_keys(task_id=task_id)
         logger.set_correlation_id(task_id)

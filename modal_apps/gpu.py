@@ -90,8 +90,9 @@ class TaskReporter:
 @dataclass(frozen=True)
 class GpuEnvironment:
     """Clients a GPU function needs, built once at its edge from the container's environment (the Modal
-    secret ``vidluxe-aws``): ``VIDLUXE_S3_BUCKET``, ``VIDLUXE_S3_PREFIX``, ``VIDLUXE_S3_ENDPOINT_URL`` (R2),
-    ``VIDLUXE_S3_REGION``, AWS credentials; ``AWS_REGION`` for Step Functions."""
+    secret ``vidluxe-aws``): ``VIDLUXE_S3_BUCKET``, ``VIDLUXE_S3_UPLOADS_BUCKET`` and
+    ``VIDLUXE_S3_OUTPUTS_BUCKET`` (where the stack keeps them apart), ``VIDLUXE_S3_PREFIX``,
+    ``VIDLUXE_S3_ENDPOINT_URL`` (R2), ``VIDLUXE_S3_REGION``, AWS credentials; ``AWS_REGION`` for Step Functions."""
 
     objects: Any  # shared.storage.s3_objects.S3ObjectStore
     stepfunctions: Any  # boto3 stepfunctions client
@@ -110,7 +111,12 @@ class GpuEnvironment:
             region_name=os.environ.get("VIDLUXE_S3_REGION") or os.environ.get("AWS_REGION") or None,
         )
         states = boto3.client("stepfunctions", region_name=os.environ.get("AWS_REGION") or None)
-        return cls(S3ObjectStore(s3, bucket, os.environ.get("VIDLUXE_S3_PREFIX", "")), states)
+        objects = S3ObjectStore(
+            s3, bucket, os.environ.get("VIDLUXE_S3_PREFIX", ""),
+            uploads_bucket=os.environ.get("VIDLUXE_S3_UPLOADS_BUCKET"),
+            outputs_bucket=os.environ.get("VIDLUXE_S3_OUTPUTS_BUCKET"),
+        )
+        return cls(objects, states)
 
 
 def run_reported(

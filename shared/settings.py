@@ -24,7 +24,11 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".vidluxe"), description="Data home: objects, task DB, cache.")
 
     object_store: Literal["local", "s3"] = "local"
-    s3_bucket: str | None = None
+    s3_bucket: str | None = Field(
+        default=None, description="The S3 store's bucket: artifacts, and uploads and outputs unless set apart."
+    )
+    s3_uploads_bucket: str | None = Field(default=None, description="Clients' uploads (uploads/...), if apart.")
+    s3_outputs_bucket: str | None = Field(default=None, description="The runs that hold deliverables, if apart.")
     s3_prefix: str = ""
     s3_endpoint_url: str | None = Field(default=None, description="R2, MinIO or another S3-compatible API.")
     s3_region: str | None = None

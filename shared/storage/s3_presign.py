@@ -10,7 +10,6 @@ import math
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from shared.storage.objects import validate_key
 from shared.storage.presign import UploadTarget
 
 if TYPE_CHECKING:
@@ -19,7 +18,8 @@ if TYPE_CHECKING:
 
 
 class S3Presigner:
-    """Presigned requests for the objects of one :class:`S3ObjectStore` (its client, bucket and prefix)."""
+    """Presigned requests for the objects of one :class:`S3ObjectStore`: its client, and the bucket and
+    name of each key (an upload's POST goes to the uploads bucket, a deliverable's GET to the outputs')."""
 
     def __init__(self, store: S3ObjectStore, clock: Clock) -> None:
         self._store = store
@@ -30,10 +30,10 @@ class S3Presigner:
 
     def upload(self, key: str, *, content_type: str, max_bytes: int, expires_at: datetime) -> UploadTarget:
         """Raises StorageKeyError for an unsafe key."""
-        full_key = self._store.prefix + validate_key(key)
+        bucket, name = self._store.location(key)
         post = self._store.client.generate_presigned_post(
-            Bucket=self._store.bucket,
-            Key=full_key,
+            Bucket=bucket,
+            Key=name,
             Fields={"Content-Type": content_type},
             Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
             ExpiresIn=self._expires_in(expires_at),
@@ -49,7 +49,8 @@ class S3Presigner:
 
     def download(self, key: str, *, expires_at: datetime, filename: str | None = None) -> str:
         """Raises StorageKeyError for an unsafe key."""
-        params = {"Bucket": self._store.bucket, "Key": self._store.prefix + validate_key(key)}
+        bucket, name = self._store.location(key)
+        params = {"Bucket": bucket, "Key": name}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
         url: str = self._store.client.generate_presigned_url(

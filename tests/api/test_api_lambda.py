@@ -172,8 +172,10 @@ def test_api_lambda_answers_http_api_events(
 
 
 
+@pytest.mark.parametrize("layout", ["one-bucket", "three-buckets"])
 def test_s3_upload_event_starts_one_step_functions_execution(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, clip: Path, fresh_lambdas: None
+    layout: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, clip: Path,
+    fresh_lambdas: None,
 ) -> None:
     import boto3
 
@@ -184,9 +186,12 @@ def test_s3_upload_event_starts_one_step_functions_execution(
         "AWS_ENDPOINT_URL_SFN": moto_endpoint,
     }.items():
         monkeypatch.setenv(name, value)
-    bucket = f"vidluxe-{uuid.uuid4().hex[:12]}"
+    run = f"vidluxe-{uuid.uuid4().hex[:12]}"
+    # One bucket: VIDLUXE_S3_BUCKET holds every key. Three: as the AWS stack keeps them (uploads, outputs apart).
+    buckets = {kind: run if layout == "one-bucket" else f"{run}-{kind}" for kind in ("uploads", "artifacts", "outputs")}
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
-    s3.create_bucket(Bucket=bucket)
+    for bucket in set(buckets.values()):
+        s3.create_bucket(Bucket=bucket)
     sfn = boto3.client("stepfunctions", endpoint_url=moto_endpoint, region_name="us-east-1")
     machine = sfn.create_state_machine(
         name=f"enhance-{uuid.uuid4().hex[:8]}",
@@ -195,7 +200,12 @@ def test_s3_upload_event_starts_one_step_functions_execution(
     )["stateMachineArn"]
     monkeypatch.setenv("VIDLUXE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("VIDLUXE_OBJECT_STORE", "s3")
-    monkeypatch.setenv("VIDLUXE_S3_BUCKET", bucket)
+    monkeypatch.setenv("VIDLUXE_S3_BUCKET", buckets["artifacts"])
+    for kind in ("uploads", "outputs"):
+        if layout == "one-bucket":
+            monkeypatch.delenv(f"VIDLUXE_S3_{kind.upper()}_BUCKET", raising=False)
+        else:
+            monkeypatch.setenv(f"VIDLUXE_S3_{kind.upper()}_BUCKET", buckets[kind])
     monkeypatch.setenv("VIDLUXE_S3_PREFIX", "env/test")
     monkeypatch.setenv("VIDLUXE_S3_ENDPOINT_URL", moto_endpoint)
     monkeypatch.setenv("VIDLUXE_S3_REGION", "us-east-1")
@@ -211,6 +221,7 @@ def test_s3_upload_event_starts_one_step_functions_execution(
     policy = json.loads(base64.b64decode(upload["fields"]["policy"]))
     assert ["content-length-range", 1, 10 * 1024 * 1024] in policy["conditions"]
     assert {"Content-Type": "video/mp4"} in policy["conditions"]
+    assert {"bucket": buckets["uploads"]} in policy["conditions"]
     full_key = upload["fields"]["key"]
     assert full_key.startswith("env/test/uploads/") and full_key.endswith("/source.mp4")
 
@@ -218,12 +229,15 @@ def test_s3_upload_event_starts_one_step_functions_execution(
         upload["url"], data=upload["fields"], files={"file": ("clip.mp4", clip.read_bytes(), "video/mp4")}
     )
     assert posted.status_code in (200, 201, 204), posted.text
-    assert s3.head_object(Bucket=bucket, Key=full_key)["ContentLength"] == clip.stat().st_size
+    assert s3.head_object(Bucket=buckets["uploads"], Key=full_key)["ContentLength"] == clip.stat().st_size
+    key = full_key.removeprefix("env/test/")
+    if layout == "three-buckets":  # only the uploads bucket's events are uploads
+        stray = functions.upload_trigger.handler(s3_put_event(buckets["artifacts"], full_key, 1), CONTEXT)
+        assert stray == {"started": [], "ignored": [key]}
 
-    event = s3_put_event(bucket, full_key, clip.stat().st_size)
+    event = s3_put_event(buckets["uploads"], full_key, clip.stat().st_size)
     first = functions.upload_trigger.handler(event, CONTEXT)
     again = functions.upload_trigger.handler(event, CONTEXT)  # S3 delivers at least once
-    key = full_key.removeprefix("env/test/")
     assert (first, again) == ({"started": [key], "ignored": []}, {"started": [], "ignored": [key]})
     executions = sfn.list_executions(stateMachineArn=machine)["executions"]
     assert [e["name"] for e in executions] == [created["task_id"]]
@@ -233,11 +247,11 @@ def test_s3_upload_event_starts_one_step_functions_execution(
     status, _, document = _call(http_api_event("GET", f"/v1/videos/{created['task_id']}", headers=auth))
     assert status == 200 and document["status"] == "queued"
 
-    # Outputs are presigned GETs of the bucket itself.
-    s3.put_object(Bucket=bucket, Key="env/test/tasks/t/final.mp4", Body=b"\x00\x00\x00\x18ftypmp42")
-    url = services.videos.presigner.download(
-        "tasks/t/final.mp4", expires_at=services.videos.download_expiry(), filename="final.mp4"
-    )
+    # Outputs are presigned GETs of the bucket that holds the deliverables.
+    final = f"tasks/{created['task_id']}/assemble/0123456789abcdef/final.mp4"
+    s3.put_object(Bucket=buckets["outputs"], Key=f"env/test/{final}", Body=b"\x00\x00\x00\x18ftypmp42")
+    url = services.videos.presigner.download(final, expires_at=services.videos.download_expiry(), filename="final.mp4")
+    assert buckets["outputs"] in url
     downloaded = httpx.get(url)
     assert downloaded.status_code == 200 and downloaded.content[4:8] == b"ftyp"
     assert "response-content-disposition=attachment" in url  # moto ignores it; S3 sets the header

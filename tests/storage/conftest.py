@@ -75,6 +75,16 @@ def s3_bucket(s3_client: Any) -> str:
     return bucket
 
 
+@pytest.fixture
+def s3_buckets(s3_client: Any) -> dict[str, str]:
+    """Three new buckets, as the AWS stack has them: key class -> bucket."""
+    run = uuid.uuid4().hex[:12]
+    buckets = {kind: f"vidluxe-test-{run}-{kind}" for kind in ("uploads", "artifacts", "outputs")}
+    for bucket in buckets.values():
+        s3_client.create_bucket(Bucket=bucket)
+    return buckets
+
+
 # ---------------------------------------------------------------------------------------- PostgreSQL
 
 

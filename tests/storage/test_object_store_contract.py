@@ -34,10 +34,15 @@ BAD_KEYS = [
 ]
 
 
-@pytest.fixture(params=["local", "s3", "s3-prefixed"])
+@pytest.fixture(params=["local", "s3", "s3-prefixed", "s3-three-buckets"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
     if request.param == "local":
         yield LocalObjectStore(tmp_path / "objects")
+    elif request.param == "s3-three-buckets":
+        client, buckets = request.getfixturevalue("s3_client"), request.getfixturevalue("s3_buckets")
+        yield S3ObjectStore(
+            client, buckets["artifacts"], uploads_bucket=buckets["uploads"], outputs_bucket=buckets["outputs"]
+        )
     else:
         client = request.getfixturevalue("s3_client")
         bucket = request.getfixturevalue("s3_bucket")

@@ -1,15 +1,20 @@
-"""What only the S3 object store does: prefixes, content types, pagination, temporary downloads."""
+"""What only the S3 object store does: prefixes, content types, pagination, temporary downloads, and the
+routing of keys to the uploads, artifacts and outputs buckets (presigned requests included)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from shared.clock import SystemClock
 from shared.errors import ConfigurationError, StorageKeyError
 from shared.settings import Settings
-from shared.storage.s3_objects import S3ObjectStore
+from shared.storage.s3_objects import OUTPUT_STAGES, S3ObjectStore, key_class, prefix_class
+from shared.storage.s3_presign import S3Presigner
 
 
 def test_prefix_is_a_folder_and_isolates_stores(s3_client: Any, s3_bucket: str) -> None:
@@ -136,3 +141,124 @@ def test_from_settings_presigns_with_signature_v4(monkeypatch: pytest.MonkeyPatc
 def test_from_settings_needs_a_bucket() -> None:
     with pytest.raises(ConfigurationError, match="VIDLUXE_S3_BUCKET"):
         S3ObjectStore.from_settings(Settings(object_store="s3", s3_bucket=None))
+
+
+# ------------------------------------------------------------------------------------ three buckets
+
+ROUTED = {
+    "uploads/tsk_1/source.mp4": "uploads",
+    "tasks/tsk_1/probe/0123456789abcdef/output.json": "artifacts",
+    "tasks/tsk_1/matte-gpu/0123/matte.mp4": "artifacts",
+    "tasks/tsk_1/input/source-0123.mp4": "artifacts",
+    "tasks/tsk_1/assemble/0123456789abcdef/final.mp4": "outputs",
+    "tasks/tsk_1/finalize/0123456789abcdef/comparison.jpg": "outputs",
+    "tasks/tsk_1/finalize/0123456789abcdef/output.json": "outputs",
+    "tasks/tsk_1/showcase_preview/0123456789abcdef/preview.gif": "outputs",
+    "readyz/probe": "artifacts",
+}
+
+
+def three_bucket_store(s3_client: Any, buckets: dict[str, str], prefix: str = "") -> S3ObjectStore:
+    return S3ObjectStore(
+        s3_client, buckets["artifacts"], prefix, uploads_bucket=buckets["uploads"], outputs_bucket=buckets["outputs"]
+    )
+
+
+def names_in(s3_client: Any, bucket: str) -> list[str]:
+    return sorted(item["Key"] for item in s3_client.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+@pytest.mark.parametrize(("key", "kind"), ROUTED.items())
+def test_key_class_follows_the_key_layout(key: str, kind: str) -> None:
+    assert key_class(key) == kind
+
+
+def test_the_stages_that_hold_deliverables_exist() -> None:
+    from shared.stages import ALL_STAGES
+
+    assert {stage.name for stage in ALL_STAGES} >= OUTPUT_STAGES
+
+
+def test_uploads_are_the_keys_the_service_hands_out() -> None:
+    from shared.service.videos import upload_key
+
+    assert key_class(upload_key("tsk_1", "source", "video/mp4")) == "uploads"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "kind"),
+    [("", None), ("uploads", None), ("uploads/", "uploads"), ("readyz/", "artifacts"), ("tasks/", None),
+     ("tasks/t/", None), ("tasks/t/finalize", None), ("tasks/t/finalize/", "outputs"), ("tasks/t/probe/", "artifacts"),
+     ("tasks/t/finalize/0123/", "outputs")],
+)
+def test_prefix_class_is_known_only_when_every_key_under_it_shares_one(prefix: str, kind: str | None) -> None:
+    assert prefix_class(prefix) == kind
+
+
+def test_each_key_lives_in_its_bucket(s3_client: Any, s3_buckets: dict[str, str]) -> None:
+    store = three_bucket_store(s3_client, s3_buckets, prefix="env")
+    for key in ROUTED:
+        store.put_bytes(key, key.encode())
+    for kind, bucket in s3_buckets.items():
+        assert names_in(s3_client, bucket) == sorted(f"env/{k}" for k, c in ROUTED.items() if c == kind)
+    for key, kind in ROUTED.items():
+        assert store.get_bytes(key) == key.encode() and store.exists(key) and store.size(key) == len(key)
+        assert store.uri(key) == f"s3://{s3_buckets[kind]}/env/{key}"
+        with store.local_copy(key) as path:
+            assert path.read_bytes() == key.encode()
+    store.delete("tasks/tsk_1/finalize/0123456789abcdef/comparison.jpg")
+    assert not store.exists("tasks/tsk_1/finalize/0123456789abcdef/comparison.jpg")
+
+
+def test_list_keys_merges_the_buckets_a_prefix_may_reach(s3_client: Any, s3_buckets: dict[str, str]) -> None:
+    store = three_bucket_store(s3_client, s3_buckets)
+    for key in ROUTED:
+        store.put_bytes(key, b"")
+    # An object in a bucket its key does not route to is not the store's (another tool wrote it).
+    s3_client.put_object(Bucket=s3_buckets["artifacts"], Key="uploads/tsk_1/stray.mp4", Body=b"")
+    assert store.list_keys("") == sorted(ROUTED)
+    assert store.list_keys("tasks/tsk_1/") == sorted(k for k in ROUTED if k.startswith("tasks/"))
+    assert store.list_keys("tasks/tsk_1/finalize/") == [
+        "tasks/tsk_1/finalize/0123456789abcdef/comparison.jpg", "tasks/tsk_1/finalize/0123456789abcdef/output.json"
+    ]
+    assert store.list_keys("uploads/") == ["uploads/tsk_1/source.mp4"]
+
+
+def test_from_settings_keeps_the_classes_apart_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, s3_buckets: dict[str, str]
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("VIDLUXE_S3_UPLOADS_BUCKET", s3_buckets["uploads"])
+    monkeypatch.setenv("VIDLUXE_S3_OUTPUTS_BUCKET", s3_buckets["outputs"])
+    base = {"object_store": "s3", "s3_endpoint_url": moto_endpoint, "s3_region": "us-east-1"}
+    apart = S3ObjectStore.from_settings(Settings(**base, s3_bucket=s3_buckets["artifacts"]))
+    assert {kind: apart.bucket_of(key) for key, kind in ROUTED.items()} == {
+        kind: s3_buckets[kind] for kind in ROUTED.values()
+    }
+    one = S3ObjectStore.from_settings(
+        Settings(**base, s3_bucket="vidluxe-one", s3_uploads_bucket=None, s3_outputs_bucket=None)
+    )
+    assert {one.bucket_of(key) for key in ROUTED} == {"vidluxe-one"}
+
+
+def test_presigned_posts_and_gets_reach_the_bucket_of_their_key(
+    s3_client: Any, s3_buckets: dict[str, str], moto_endpoint: str
+) -> None:
+    store = three_bucket_store(s3_client, s3_buckets, prefix="env")
+    presigner = S3Presigner(store, SystemClock())
+    expires_at = datetime.now(UTC) + timedelta(minutes=5)
+    upload = presigner.upload("uploads/tsk_1/source.mp4", content_type="video/mp4", max_bytes=1024,
+                              expires_at=expires_at)
+    assert upload.url.startswith(moto_endpoint) and s3_buckets["uploads"] in upload.url
+    posted = httpx.post(upload.url, data=upload.fields, files={"file": ("clip.mp4", b"\x00movie", "video/mp4")})
+    assert posted.status_code in (200, 201, 204), posted.text
+    assert names_in(s3_client, s3_buckets["uploads"]) == ["env/uploads/tsk_1/source.mp4"]
+    assert names_in(s3_client, s3_buckets["artifacts"]) == names_in(s3_client, s3_buckets["outputs"]) == []
+
+    final = "tasks/tsk_1/assemble/0123456789abcdef/final.mp4"
+    store.put_bytes(final, b"the video")
+    url = presigner.download(final, expires_at=expires_at, filename="final.mp4")
+    assert s3_buckets["outputs"] in url
+    assert httpx.get(url).content == b"the video"
+    assert httpx.get(presigner.download("uploads/tsk_1/source.mp4", expires_at=expires_at)).content == b"\x00movie"
