@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -59,6 +59,8 @@ from web_hooks.events import (
 log = structlog.get_logger("vidluxe.service")
 
 UPLOAD_PREFIX = "uploads/"
+V = TypeVar("V")
+
 _UNFINISHED = (TaskStatus.AWAITING_UPLOAD, TaskStatus.PENDING, TaskStatus.RUNNING)
 
 WebhookUrlCheck = Callable[[str], object]
@@ -101,7 +103,37 @@ class _StatusFacts:
     cost: CostSummary | None
 
 
-_JOURNALS_KEPT = 10_000  # tasks whose journal summary VideoService keeps; the oldest is dropped first
+_TASKS_KEPT = 10_000  # tasks whose journal summary and signed URLs VideoService keeps; the oldest go first
+
+
+class _PerTask(Generic[V]):
+    """The last value computed for each of the most recent tasks, shared by the event loop and the
+    thread pool's routes (hence the lock); the oldest task is dropped first."""
+
+    def __init__(self, size: int = _TASKS_KEPT) -> None:
+        self._values: dict[str, V] = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, task_id: str) -> V | None:
+        return self._values.get(task_id)
+
+    def put(self, task_id: str, value: V) -> None:
+        with self._lock:
+            self._values.pop(task_id, None)
+            if len(self._values) >= self._size:
+                self._values.pop(next(iter(self._values)))
+            self._values[task_id] = value
+
+
+@dataclass(frozen=True)
+class _SignedOutputs:
+    """A finished task's download links, valid until ``expires_at`` (signed once per expiry window:
+    signing costs more than the rest of a poll)."""
+
+    expires_at: datetime
+    keys: tuple[tuple[str, str], ...]  # (object key, file name) of each deliverable
+    urls: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -154,10 +186,10 @@ class VideoService:
         self._task_store = task_store
         self.costs = costs
         self._definitions: dict[str, dict[str, Any]] = {}
-        # task id -> its journal's summary: while a poller polls, a task's journal is read and parsed
-        # (outputs of tens of KB) only when it grew.
-        self._journals: dict[str, _Journal] = {}
-        self._journals_lock = threading.Lock()
+        # While a poller polls, a task's journal is read and parsed (outputs of tens of KB) only when
+        # it grew, and its outputs are signed once per expiry window.
+        self._journals: _PerTask[_Journal] = _PerTask()
+        self._signed_outputs: _PerTask[_SignedOutputs] = _PerTask()
 
     # ------------------------------------------------------------------------------------- create
 
@@ -346,18 +378,11 @@ class VideoService:
                     fraction=recorded_fraction(self._definition(task.pipeline), transitions),
                     first_recorded_at=transitions[0].recorded_at if transitions else None,
                 )
-                self._keep_journal(task.task_id, journal)
+                self._journals.put(task.task_id, journal)
             if task.status == TaskStatus.RUNNING and journal.first_recorded_at is not None:
                 started = yield from self._task_store.first_run_started_plan(task.task_id)
         cost = (yield from self.costs.summary_plan(task.task_id)) if self.costs is not None else None
         return _StatusFacts(video, task, journal, started, cost)
-
-    def _keep_journal(self, task_id: str, journal: _Journal) -> None:
-        with self._journals_lock:  # the event loop and the thread pool's routes both keep them
-            self._journals.pop(task_id, None)
-            if len(self._journals) >= _JOURNALS_KEPT:
-                self._journals.pop(next(iter(self._journals)))
-            self._journals[task_id] = journal
 
     def _status_of(self, facts: _StatusFacts) -> VideoStatus:
         video, task, journal = facts.video, facts.task, facts.journal
@@ -401,13 +426,17 @@ class VideoService:
         return datetime.fromtimestamp((math.floor(now / window) + 2) * window, UTC)
 
     def output_urls(self, task: TaskRecord) -> dict[str, str]:
+        """Signed download links of the task's deliverables, by file name; the same links for the
+        whole expiry window (they stay valid to its end)."""
         output = task.output or {}
         expires_at = self.download_expiry()
-        return {
-            name: self.presigner.download(output[key], expires_at=expires_at, filename=name)
-            for key, name in DELIVERABLES.items()
-            if output.get(key)
-        }
+        keys = tuple((output[key], name) for key, name in DELIVERABLES.items() if output.get(key))
+        signed = self._signed_outputs.get(task.task_id)
+        if signed is None or signed.expires_at != expires_at or signed.keys != keys:
+            urls = {name: self.presigner.download(key, expires_at=expires_at, filename=name) for key, name in keys}
+            signed = _SignedOutputs(expires_at, keys, urls)
+            self._signed_outputs.put(task.task_id, signed)
+        return dict(signed.urls)
 
     def list_videos(
         self, tenant_id: str, *, limit: int = 20, cursor: str | None = None, statuses: list[TaskStatus] | None = None

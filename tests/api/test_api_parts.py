@@ -175,3 +175,53 @@ def test_responses_do_not_wait_for_delayed_acks(service: LocalService) -> None:
         timings.append(time.perf_counter() - started)
     connection.close()
     assert statistics.median(timings[5:]) < 0.02, timings
+
+
+class _SteppedClock:
+    def __init__(self, now: datetime) -> None:
+        self.moment = now
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def sleep(self, seconds: float) -> None:
+        self.moment += timedelta(seconds=seconds)
+
+
+class _CountingPresigner:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def download(self, key: str, *, expires_at: datetime, filename: str | None = None) -> str:
+        self.calls += 1
+        return f"http://files/{key}?expires={int(expires_at.timestamp())}&n={self.calls}"
+
+
+def test_outputs_are_signed_once_per_expiry_window(tmp_path: Path) -> None:
+    """A finished task polled over and over gets the same links until the window turns, then new ones;
+    new deliverables are signed at once."""
+    clock = _SteppedClock(T0)
+    window = 900
+    service = LocalService(
+        Settings(home=tmp_path / "home"), ServiceSettings(download_expires_seconds=window), port=0, clock=clock
+    )
+    with service:
+        assert service.services is not None
+        videos = service.services.videos
+        presigner = _CountingPresigner()
+        videos.presigner = presigner  # type: ignore[assignment]
+        task = TaskRecord(
+            task_id="tsk_a", pipeline="enhance", status=TaskStatus.SUCCEEDED,
+            output={"final_key": "tasks/tsk_a/final.mp4", "comparison_key": "tasks/tsk_a/c.jpg"},
+            created_at=T0, updated_at=T0,
+        )
+        first = videos.output_urls(task)
+        assert set(first) == {"final.mp4", "comparison.jpg"} and presigner.calls == 2
+        clock.sleep(window - 1)
+        assert videos.output_urls(task) == first and presigner.calls == 2
+        clock.sleep(1)  # the next window: links that expire one window later
+        second = videos.output_urls(task)
+        assert second != first and presigner.calls == 4
+        grown = task.model_copy(update={"output": {**(task.output or {}), "gif_key": "tasks/tsk_a/p.gif"}})
+        assert set(videos.output_urls(grown)) == {"final.mp4", "comparison.jpg", "preview.gif"}
+        assert presigner.calls == 7
