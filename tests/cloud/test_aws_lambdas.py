@@ -1,7 +1,7 @@
-"""The Lambda handlers under powertools, invoked with real-shaped events against moto's S3, Step
-Functions, DynamoDB and SSM: the API (HTTP API v2), the upload trigger (S3 ObjectCreated:Put, delivered
-twice), a stage (the Payload Step Functions' lambda:invoke sends, from the real ASL file) and the SSM
-secrets read at cold start."""
+"""The Lambda handlers under powertools, invoked with real-shaped events against moto's S3 (the stack's
+three buckets), Step Functions, DynamoDB and SSM: the API (HTTP API v2), the upload trigger (S3
+ObjectCreated:Put, delivered twice), a stage (the Payload Step Functions' lambda:invoke sends, from the
+real ASL file), the execution events and the SSM secrets read at cold start."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ from functions.secrets import load_ssm_secrets
 from shared.errors import InvalidInputError
 
 REGION = "us-east-1"
-BUCKET = "vidluxe-test-media-123456789012-us-east-1"
+# As infra/aws/storage.yml names them for the stack vidluxe-test.
+UPLOADS, ARTIFACTS, OUTPUTS = (
+    f"vidluxe-test-{kind}-123456789012-us-east-1" for kind in ("uploads", "artifacts", "outputs")
+)
 TABLE = "vidluxe-test-IdempotencyTable"
 SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
@@ -43,7 +46,8 @@ class Stack:
 
 def _deploy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Stack:
     s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
+    for bucket in (UPLOADS, ARTIFACTS, OUTPUTS):
+        s3.create_bucket(Bucket=bucket)
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     dynamodb.create_table(  # infra/aws/storage.yml's IdempotencyTable
         TableName=TABLE,
@@ -67,7 +71,9 @@ def _deploy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Stac
         "VIDLUXE_TASK_STORE": "sqlite",
         "VIDLUXE_CACHE": "local",
         "VIDLUXE_OBJECT_STORE": "s3",
-        "VIDLUXE_S3_BUCKET": BUCKET,
+        "VIDLUXE_S3_BUCKET": ARTIFACTS,
+        "VIDLUXE_S3_UPLOADS_BUCKET": UPLOADS,
+        "VIDLUXE_S3_OUTPUTS_BUCKET": OUTPUTS,
         "VIDLUXE_S3_REGION": REGION,
         "VIDLUXE_STATE_MACHINE_ARNS": json.dumps(machines),
         "VIDLUXE_IDEMPOTENCY_TABLE": TABLE,
@@ -110,7 +116,8 @@ def _create_and_upload(stack: Stack, clip: Path) -> tuple[dict[str, Any], str, d
     assert status == 201, created
     upload = created["upload"]
     assert upload["method"] == "POST" and upload["fields"]["key"] == f"uploads/{created['task_id']}/source.mp4"
-    stack.s3.put_object(Bucket=BUCKET, Key=upload["fields"]["key"], Body=clip.read_bytes(), ContentType="video/mp4")
+    assert upload["url"] == f"https://{UPLOADS}.s3.amazonaws.com/"  # the uploads bucket
+    stack.s3.put_object(Bucket=UPLOADS, Key=upload["fields"]["key"], Body=clip.read_bytes(), ContentType="video/mp4")
     return created, upload["fields"]["key"], auth
 
 
@@ -122,7 +129,7 @@ def test_duplicate_s3_events_start_one_execution_named_by_the_task(
     created, key, auth = _create_and_upload(stack, clip)
     task_id = created["task_id"]
     context = LambdaContext("vidluxe-test-uploadTrigger")
-    event = s3_object_created(BUCKET, key, clip.stat().st_size)
+    event = s3_object_created(UPLOADS, key, clip.stat().st_size)
 
     first = functions.upload_trigger.handler(event, context)
     again = functions.upload_trigger.handler(event, context)  # S3 delivers at least once
@@ -142,7 +149,7 @@ def test_duplicate_s3_events_start_one_execution_named_by_the_task(
 
     # A new object event for the same key (a second PUT: another sequencer) passes the idempotency
     # layer, and the task's status stops it: still one execution.
-    rewritten = s3_object_created(BUCKET, key, clip.stat().st_size, sequencer="0055AED6DCD9028200")
+    rewritten = s3_object_created(UPLOADS, key, clip.stat().st_size, sequencer="0055AED6DCD9028200")
     assert functions.upload_trigger.handler(rewritten, context) == {"started": [], "ignored": [key]}
     assert len(stack.sfn.list_executions(stateMachineArn=stack.machines["enhance"])["executions"]) == 1
 
@@ -180,7 +187,7 @@ def test_stage_lambda_runs_the_payload_step_functions_sends(
 ) -> None:
     stack = _deploy(tmp_path, monkeypatch)
     created, key, _ = _create_and_upload(stack, clip)
-    functions.upload_trigger.handler(s3_object_created(BUCKET, key, clip.stat().st_size), LambdaContext("t"))
+    functions.upload_trigger.handler(s3_object_created(UPLOADS, key, clip.stat().st_size), LambdaContext("t"))
     task = functions.upload_trigger.cloud_services().runtime.tasks.get_task(created["task_id"])
 
     payload = step_functions_payload("enhance", "Probe", task.input, execution_name=task.task_id)
@@ -189,7 +196,7 @@ def test_stage_lambda_runs_the_payload_step_functions_sends(
     assert output["source_key"] == key and output["chunks"] and output["frames"] > 0, output
     # A retried or replayed Task returns the stored output of the identical run.
     assert functions.stages.probe(payload, LambdaContext("vidluxe-test-probe")) == output
-    manifests = stack.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"tasks/{task.task_id}/probe/")["Contents"]
+    manifests = stack.s3.list_objects_v2(Bucket=ARTIFACTS, Prefix=f"tasks/{task.task_id}/probe/")["Contents"]
     assert any(item["Key"].endswith("/output.json") for item in manifests)
 
     with pytest.raises(InvalidInputError):  # its class name is what the ASL Retry/Catch match
@@ -210,7 +217,7 @@ def test_execution_status_changes_move_the_task_once(
 ) -> None:
     stack = _deploy(tmp_path, monkeypatch)
     created, key, auth = _create_and_upload(stack, clip)
-    functions.upload_trigger.handler(s3_object_created(BUCKET, key, clip.stat().st_size), LambdaContext("t"))
+    functions.upload_trigger.handler(s3_object_created(UPLOADS, key, clip.stat().st_size), LambdaContext("t"))
     (execution,) = stack.sfn.list_executions(stateMachineArn=stack.machines["enhance"])["executions"]
     arn, task_id = execution["executionArn"], created["task_id"]
     context = LambdaContext("vidluxe-test-executionEvents")
@@ -219,7 +226,7 @@ def test_execution_status_changes_move_the_task_once(
         return functions.execution_events.handler(execution_status_change(arn, status, **fields), context)
 
     output = {"task_id": task_id, "final_key": f"tasks/{task_id}/finalize/abc/final.mp4", "duration_seconds": 1.5}
-    stack.s3.put_object(Bucket=BUCKET, Key=output["final_key"], Body=clip.read_bytes())  # what Finalize wrote
+    stack.s3.put_object(Bucket=OUTPUTS, Key=output["final_key"], Body=clip.read_bytes())  # what Finalize wrote
     assert send("SUCCEEDED", output=output)["moved"]  # EventBridge may deliver it before RUNNING
     assert send("RUNNING") == {"task_id": task_id, "status": "RUNNING", "moved": False}
     assert not send("SUCCEEDED", output=output)["moved"]  # at least once
@@ -229,7 +236,7 @@ def test_execution_status_changes_move_the_task_once(
 
     status, _, document = _api(http_api("GET", f"/v1/videos/{task_id}", route="ANY /v1/{proxy+}", headers=auth))
     assert status == 200 and document["status"] == "completed"
-    assert document["outputs"]["final.mp4"].startswith(f"https://{BUCKET}.s3.amazonaws.com/tasks/{task_id}/")
+    assert document["outputs"]["final.mp4"].startswith(f"https://{OUTPUTS}.s3.amazonaws.com/tasks/{task_id}/")
     lines = lambda_stdout()
     moves = [(line["correlation_id"], line["status"], line["moved"]) for line in lines if "moved" in line]
     assert moves == [(task_id, "SUCCEEDED", True), (task_id, "RUNNING", False), (task_id, "SUCCEEDED", False)]
@@ -240,7 +247,7 @@ def test_a_failed_execution_records_the_stage_error_code(
 ) -> None:
     stack = _deploy(tmp_path, monkeypatch)
     created, key, _ = _create_and_upload(stack, clip)
-    functions.upload_trigger.handler(s3_object_created(BUCKET, key, clip.stat().st_size), LambdaContext("t"))
+    functions.upload_trigger.handler(s3_object_created(UPLOADS, key, clip.stat().st_size), LambdaContext("t"))
     (execution,) = stack.sfn.list_executions(stateMachineArn=stack.machines["enhance"])["executions"]
     context = LambdaContext("vidluxe-test-executionEvents")
     # The Cause a Lambda's unhandled exception gives Step Functions: the runtime's error document.

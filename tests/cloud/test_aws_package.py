@@ -2,8 +2,9 @@
 every state machine passes the npm asl-validator, as a file and as deployed (variables substituted).
 
 The template is also read the way a reviewer would: each ${<Stage>FunctionArn} of each ASL file maps
-to the Lambda that runs that stage; the bucket is private, encrypted and expires objects; every role
-allows no wildcard action, and each function's role may read exactly the SSM parameters it lists.
+to the Lambda that runs that stage; the three buckets are private, encrypted, TLS-only and expire
+objects, each after its own time; every role allows no wildcard action, S3 actions only on the buckets
+its functions use, and each function's role may read exactly the SSM parameters it lists.
 No AWS account, credentials or network (beyond npm's registry for the first install) are involved.
 """
 
@@ -191,34 +192,68 @@ def test_log_groups_keep_30_days(template: Template) -> None:
 # -------------------------------------------------------------------------------------------- storage
 
 
-def test_media_bucket_is_private_encrypted_and_expires_objects(template: Template) -> None:
-    bucket = template["Resources"]["MediaBucket"]["Properties"]
-    assert bucket["PublicAccessBlockConfiguration"] == dict.fromkeys(
-        ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
-    )
-    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
-    rules = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
-    assert rules["uploads-expire"]["Prefix"] == "uploads/" and rules["uploads-expire"]["ExpirationInDays"] > 0
-    assert rules["tasks-expire"]["Prefix"] == "tasks/" and rules["tasks-expire"]["ExpirationInDays"] > 0
-    assert rules["abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
-    policy = template["Resources"]["MediaBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false" for s in policy)
+BUCKETS = {"uploads": "UploadsBucket", "artifacts": "ArtifactsBucket", "outputs": "OutputsBucket"}
 
 
-def test_uploads_notify_the_upload_trigger_and_every_function_uses_the_bucket(template: Template) -> None:
-    bucket = template["Resources"]["MediaBucket"]
+def _bucket_name(template: Template, kind: str) -> str:
+    return str(template["Resources"][BUCKETS[kind]]["Properties"]["BucketName"]["Fn::Sub"])
+
+
+def test_buckets_are_private_encrypted_tls_only_and_expire_objects(template: Template) -> None:
+    assert set(_resources(template, "AWS::S3::Bucket")) == {*BUCKETS.values(), "ServerlessDeploymentBucket"}
+    days = {}
+    for kind, name in BUCKETS.items():
+        bucket = template["Resources"][name]["Properties"]
+        assert bucket["PublicAccessBlockConfiguration"] == dict.fromkeys(
+            ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+        ), kind
+        assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}], kind
+        (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms"), kind
+        (lifecycle,) = bucket["LifecycleConfiguration"]["Rules"]
+        assert lifecycle["Status"] == "Enabled" and "Prefix" not in lifecycle and "Filter" not in lifecycle, kind
+        assert lifecycle["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1, kind
+        days[kind] = lifecycle["ExpirationInDays"]
+        (policy,) = [
+            r["Properties"] for r in _resources(template, "AWS::S3::BucketPolicy").values()
+            if r["Properties"]["Bucket"] == {"Ref": name}
+        ]
+        (deny,) = policy["PolicyDocument"]["Statement"]
+        assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*" and deny["Principal"] == "*", kind
+        assert deny["Condition"]["Bool"]["aws:SecureTransport"] == "false", kind
+        assert {r["Fn::Sub"] for r in deny["Resource"]} == {
+            f"arn:${{AWS::Partition}}:s3:::${{{name}}}", f"arn:${{AWS::Partition}}:s3:::${{{name}}}/*"
+        }, kind
+    assert 0 < days["uploads"] < days["artifacts"] < days["outputs"]
+
+
+def test_browsers_may_post_uploads_and_get_outputs_and_nothing_else(template: Template) -> None:
+    def cors_methods(kind: str) -> list[list[str]]:
+        cors = template["Resources"][BUCKETS[kind]]["Properties"].get("CorsConfiguration", {"CorsRules": []})
+        return [rule["AllowedMethods"] for rule in cors["CorsRules"]]
+
+    assert cors_methods("uploads") == [["POST"]]
+    assert cors_methods("outputs") == [["GET"]]
+    assert cors_methods("artifacts") == []
+
+
+def test_uploads_notify_the_upload_trigger_and_every_function_uses_the_buckets(template: Template) -> None:
+    bucket = template["Resources"]["UploadsBucket"]
     (notification,) = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
     assert notification["Event"] == "s3:ObjectCreated:*"
     assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "uploads/"}]
     assert _get_att(notification["Function"]) == "UploadTriggerLambdaFunction"
+    for kind in ("artifacts", "outputs"):
+        assert "NotificationConfiguration" not in template["Resources"][BUCKETS[kind]]["Properties"], kind
     permission = template["Resources"]["UploadTriggerS3Permission"]["Properties"]
     assert permission["Principal"] == "s3.amazonaws.com" and "UploadTriggerS3Permission" in _list(bucket["DependsOn"])
-    name = bucket["Properties"]["BucketName"]["Fn::Sub"]
-    assert permission["SourceArn"]["Fn::Sub"] == f"arn:${{AWS::Partition}}:s3:::{name}"
+    assert permission["SourceArn"]["Fn::Sub"] == f"arn:${{AWS::Partition}}:s3:::{_bucket_name(template, 'uploads')}"
     for function in _resources(template, "AWS::Lambda::Function").values():
         env = function["Properties"]["Environment"]["Variables"]
-        assert env["VIDLUXE_S3_BUCKET"] == {"Fn::Sub": name} and env["VIDLUXE_OBJECT_STORE"] == "s3"
+        assert env["VIDLUXE_OBJECT_STORE"] == "s3"
+        assert env["VIDLUXE_S3_BUCKET"] == {"Fn::Sub": _bucket_name(template, "artifacts")}
+        assert env["VIDLUXE_S3_UPLOADS_BUCKET"] == {"Fn::Sub": _bucket_name(template, "uploads")}
+        assert env["VIDLUXE_S3_OUTPUTS_BUCKET"] == {"Fn::Sub": _bucket_name(template, "outputs")}
 
 
 def test_upload_trigger_idempotency_table_has_powertools_layout(template: Template) -> None:
@@ -292,16 +327,31 @@ def test_each_function_may_read_exactly_the_secrets_it_lists(template: Template)
 
 
 def test_s3_grants_follow_what_each_function_does(template: Template) -> None:
-    def objects(role_name: str, action: str) -> set[str]:
-        role = template["Resources"][role_name]
-        return {
-            str(r["Fn::Sub"]).rsplit("}", 1)[1] for s in _statements(role, action) for r in _list(s["Resource"])
-        }
+    names = {_bucket_name(template, kind): kind for kind in BUCKETS}
 
-    assert objects("ApiRole", "s3:PutObject") == {"/uploads/*"}  # what a presigned POST can write
-    assert objects("UploadTriggerRole", "s3:PutObject") == set()
-    assert objects("UploadTriggerRole", "s3:GetObject") == {"/uploads/*"}
-    assert objects("StageRole", "s3:PutObject") == {"/tasks/*"}
-    assert objects("StageRole", "s3:GetObject") == {"/uploads/*", "/tasks/*"}
+    def grants(role_name: str, action: str) -> set[tuple[str, str]]:
+        """(bucket kind, object pattern; "" for the bucket itself) of each resource ``action`` is allowed on."""
+        role = template["Resources"][role_name]
+        found = set()
+        for statement in _statements(role, action):
+            for resource in _list(statement["Resource"]):
+                bucket, _, objects = str(resource["Fn::Sub"]).removeprefix("arn:${AWS::Partition}:s3:::").partition("/")
+                found.add((names[bucket], objects))
+        return found
+
+    assert grants("ApiRole", "s3:PutObject") == {("uploads", "uploads/*")}  # what a presigned POST can write
+    assert grants("ApiRole", "s3:GetObject") == {("outputs", "tasks/*"), ("artifacts", "readyz/*")}  # GETs, probe
+    assert grants("ApiRole", "s3:ListBucket") == {("outputs", ""), ("artifacts", "")}
+    assert grants("UploadTriggerRole", "s3:PutObject") == set()
+    assert grants("UploadTriggerRole", "s3:GetObject") == {("uploads", "uploads/*")}
+    assert grants("UploadTriggerRole", "s3:ListBucket") == {("uploads", "")}
+    assert grants("ExecutionEventsRole", "s3:PutObject") == set()
+    assert grants("ExecutionEventsRole", "s3:GetObject") == {("outputs", "tasks/*")}
+    assert grants("StageRole", "s3:PutObject") == {("artifacts", "tasks/*"), ("outputs", "tasks/*")}
+    assert grants("StageRole", "s3:GetObject") == {
+        ("uploads", "uploads/*"), ("artifacts", "tasks/*"), ("outputs", "tasks/*")
+    }
+    assert grants("StageRole", "s3:ListBucket") == {("uploads", ""), ("artifacts", ""), ("outputs", "")}
     for role in _resources(template, "AWS::IAM::Role"):
         assert not _statements(template["Resources"][role], "s3:DeleteObject"), role
+
