@@ -3,7 +3,8 @@
 On AWS the object store is S3 (presigned POST uploads, the S3 event starts the task) and executions run
 on Step Functions (``VIDLUXE_STATE_MACHINE_ARNS``), named by the task id. Secrets come from SSM Parameter
 Store (``VIDLUXE_SSM_SECRETS``) before the settings are read. Events go to the webhook
-outbox in the same database; the delivery worker runs elsewhere (it needs a long-running process).
+outbox in the same database; the webhook-delivery Lambda (functions/webhook_delivery.py) sends them, on
+its schedule and when the execution-events Lambda wakes it.
 """
 
 from __future__ import annotations

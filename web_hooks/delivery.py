@@ -13,7 +13,8 @@ and records every attempt. One attempt:
   that may not be reached: given up.
 
 :meth:`DeliveryWorker.start` runs passes on a thread until :meth:`DeliveryWorker.stop` (``vidluxe
-serve``); tests call :meth:`DeliveryWorker.deliver_due` with a clock of their own and never sleep.
+serve``); on AWS a scheduled Lambda runs passes while its time lasts (functions/webhook_delivery.py);
+tests call :meth:`DeliveryWorker.deliver_due` with a clock of their own and never sleep.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ DELIVERY_TIMEOUT_SECONDS = 15.0
 USER_AGENT = "VidLuxe-Webhooks/1"
 
 _log = structlog.get_logger("web_hooks.delivery")
+
+
+def longest_pass_seconds(batch_size: int, concurrency: int, timeout: float) -> float:
+    """The longest one pass can take: its messages go out in rounds of ``concurrency``, each at most
+    connect + write + read timeouts (and 10 s for the rest)."""
+    rounds = -(-batch_size // concurrency)
+    return rounds * (3 * timeout + 10)
 
 
 @dataclass(frozen=True)
@@ -92,10 +100,9 @@ class DeliveryWorker:
         self._allow_private = allow_private
         self._policy = policy or RetryPolicy()
         self._batch_size = batch_size
-        # A claimed message must not be taken over by another worker while it waits in this pass: the
-        # lease covers every round of the pass, each at most connect + write + read timeouts.
-        rounds = -(-batch_size // concurrency)
-        self._lease_seconds = rounds * (3 * timeout + 10) + 30
+        # A claimed message must not be taken over by another worker while it waits in this pass.
+        self._longest_pass_seconds = longest_pass_seconds(batch_size, concurrency, timeout)
+        self._lease_seconds = self._longest_pass_seconds + 30
         self._poll_interval = poll_interval
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
@@ -111,6 +118,11 @@ class DeliveryWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def longest_pass_seconds(self) -> float:
+        """The longest one :meth:`deliver_due` can take (every attempt at its timeouts)."""
+        return self._longest_pass_seconds
 
     # ------------------------------------------------------------------------------------ one pass
 

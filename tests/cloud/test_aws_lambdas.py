@@ -1,7 +1,8 @@
 """The Lambda handlers under powertools, invoked with real-shaped events against moto's S3 (the stack's
 three buckets), Step Functions, DynamoDB and SSM: the API (HTTP API v2), the upload trigger (S3
 ObjectCreated:Put, delivered twice), a stage (the Payload Step Functions' lambda:invoke sends, from the
-real ASL file), the execution events and the SSM secrets read at cold start."""
+real ASL file), the execution events (and the webhook delivery they wake, at the boto3 client's
+boundary) and the SSM secrets read at cold start."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from aws_events import LambdaContext, execution_status_change, http_api, s3_object_created, step_functions_payload
+from botocore.stub import Stubber
 
 import functions.api
 import functions.execution_events
@@ -30,6 +32,7 @@ REGION = "us-east-1"
 UPLOADS, ARTIFACTS, OUTPUTS = (
     f"vidluxe-test-{kind}-123456789012-us-east-1" for kind in ("uploads", "artifacts", "outputs")
 )
+DELIVERY_FUNCTION = "vidluxe-test-webhookDelivery"
 TABLE = "vidluxe-test-IdempotencyTable"
 SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
@@ -103,14 +106,16 @@ def _metrics(lines: list[dict[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _create_and_upload(stack: Stack, clip: Path) -> tuple[dict[str, Any], str, dict[str, str]]:
+def _create_and_upload(
+    stack: Stack, clip: Path, **request: Any
+) -> tuple[dict[str, Any], str, dict[str, str]]:
     """POST /v1/videos through the API Lambda, then the client's upload (the presigned POST's object)."""
     services = functions.api.cloud_services()
     auth = {"authorization": f"Bearer {services.tenants.issue_key('acme').api_key}"}
     status, _, created = _api(
         http_api(
             "POST", "/v1/videos", route="ANY /v1/{proxy+}", headers=auth,
-            body=json.dumps({"pipeline": "enhance", "options": {"title": "Hi"}}),
+            body=json.dumps({"pipeline": "enhance", "options": {"title": "Hi"}, **request}),
         )
     )
     assert status == 201, created
@@ -268,6 +273,46 @@ def test_a_failed_execution_records_the_stage_error_code(
     )
     timed_out = functions.execution_events.task_error("States.Timeout", "The execution timed out.")
     assert timed_out == ("States.Timeout", "The execution timed out.")
+
+
+def test_a_move_wakes_the_webhook_delivery_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws: None, fresh_containers: None, clip: Path,
+    lambda_stdout: Callable[[], list[dict[str, Any]]],
+) -> None:
+    stack = _deploy(
+        tmp_path, monkeypatch, VIDLUXE_WEBHOOK_DELIVERY_FUNCTION=DELIVERY_FUNCTION, VIDLUXE_WEBHOOKS_ALLOW_PRIVATE="1"
+    )
+    created, key, _ = _create_and_upload(stack, clip, webhook_url="http://127.0.0.1:9/hooks")
+    functions.upload_trigger.handler(s3_object_created(UPLOADS, key, clip.stat().st_size), LambdaContext("t"))
+    (execution,) = stack.sfn.list_executions(stateMachineArn=stack.machines["enhance"])["executions"]
+    context = LambdaContext("vidluxe-test-executionEvents")
+
+    def send(status: str, **fields: Any) -> dict[str, Any]:
+        event = execution_status_change(execution["executionArn"], status, **fields)
+        return functions.execution_events.handler(event, context)
+
+    # The request the function sends, checked against the Lambda API's model by botocore's Stubber.
+    client = boto3.client("lambda", region_name=REGION)
+    wake = {"FunctionName": DELIVERY_FUNCTION, "InvocationType": "Event", "Payload": b"{}"}
+    stubber = Stubber(client)
+    stubber.add_response("invoke", {"StatusCode": 202}, wake)
+    stubber.add_client_error("invoke", "TooManyRequestsException", http_status_code=429, expected_params=wake)
+    monkeypatch.setattr(functions.execution_events, "_lambda_client", lambda: client)
+    with stubber:
+        assert send("RUNNING")["moved"]  # task.started in the outbox, the delivery woken
+        assert not send("RUNNING")["moved"]  # a repeat moves nothing and wakes nothing
+        assert send("FAILED", error="States.Timeout", cause="timed out")["moved"]  # a throttled wake-up ...
+        stubber.assert_no_pending_responses()
+    task = functions.execution_events.cloud_services().runtime.tasks.get_task(created["task_id"])
+    assert task.status.value == "failed"  # ... leaves the move recorded
+
+    services = functions.execution_events.cloud_services()
+    tenant_id = services.videos.videos.get(task.task_id).tenant_id
+    pending = services.extras["webhook_outbox"].list_deliveries(tenant_id).items  # for the woken delivery
+    assert sorted(item.event_type.value for item in pending) == ["task.created", "task.failed", "task.started"]
+    lines = lambda_stdout()
+    assert [line["woke_delivery"] for line in lines if "woke_delivery" in line] == [True, False, False]
+    assert any(line.get("message") == "webhook delivery not woken" for line in lines)
 
 
 def test_every_stage_of_every_state_machine_has_a_lambda_handler() -> None:

@@ -4,7 +4,8 @@ every state machine passes the npm asl-validator, as a file and as deployed (var
 The template is also read the way a reviewer would: each ${<Stage>FunctionArn} of each ASL file maps
 to the Lambda that runs that stage; the three buckets are private, encrypted, TLS-only and expire
 objects, each after its own time; every role allows no wildcard action, S3 actions only on the buckets
-its functions use, and each function's role may read exactly the SSM parameters it lists.
+its functions use, and each function's role may read exactly the SSM parameters it lists; the webhook
+delivery runs on a schedule, with room for a pass.
 No AWS account, credentials or network (beyond npm's registry for the first install) are involved.
 """
 
@@ -355,3 +356,39 @@ def test_s3_grants_follow_what_each_function_does(template: Template) -> None:
     for role in _resources(template, "AWS::IAM::Role"):
         assert not _statements(template["Resources"][role], "s3:DeleteObject"), role
 
+
+# ----------------------------------------------------------------------------------------- webhooks
+
+
+def test_webhook_delivery_runs_every_minute_one_or_two_at_a_time(template: Template) -> None:
+    from functions.webhook_delivery import BATCH_SIZE, MARGIN_SECONDS
+    from web_hooks.delivery import DELIVERY_TIMEOUT_SECONDS, longest_pass_seconds
+
+    function = template["Resources"]["WebhookDeliveryLambdaFunction"]["Properties"]
+    assert function["ImageConfig"]["Command"] == ["functions.webhook_delivery.handler"]
+    assert 1 <= function["ReservedConcurrentExecutions"] <= 2
+    # Room for at least one pass, every message at its timeouts, and the margin after it.
+    assert function["Timeout"] > longest_pass_seconds(BATCH_SIZE, BATCH_SIZE, DELIVERY_TIMEOUT_SECONDS) + MARGIN_SECONDS
+    (schedule,) = [
+        r["Properties"] for r in _resources(template, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    assert schedule["ScheduleExpression"] == "rate(1 minute)"
+    (target,) = schedule["Targets"]
+    assert _get_att(target["Arn"]) == "WebhookDeliveryLambdaFunction"
+    (config,) = _resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    assert config["Properties"]["FunctionName"] == {"Ref": "WebhookDeliveryLambdaFunction"}
+    assert config["Properties"]["MaximumRetryAttempts"] == 0  # the next minute's run retries anyway
+
+    # Its role: its logs, traces and the database secret; no bucket, no state machine, no table.
+    role = template["Resources"][_get_att(function["Role"])]
+    actions = {a for s in _all_statements(role) for a in _list(s["Action"])}
+    assert {a.split(":")[0] for a in actions} == {"xray", "kms", "ssm", "logs"}, actions
+
+
+def test_execution_events_may_wake_exactly_the_webhook_delivery(template: Template) -> None:
+    events = template["Resources"]["ExecutionEventsLambdaFunction"]["Properties"]
+    variables = events["Environment"]["Variables"]
+    assert variables["VIDLUXE_WEBHOOK_DELIVERY_FUNCTION"] == {"Ref": "WebhookDeliveryLambdaFunction"}
+    (invoke,) = _statements(template["Resources"][_get_att(events["Role"])], "lambda:InvokeFunction")
+    assert _get_att(invoke["Resource"]) == "WebhookDeliveryLambdaFunction"
