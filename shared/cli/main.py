@@ -120,6 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--access-log", action="store_true", help="log every request (costs CPU per request)")
+    serve.add_argument(
+        "--api-processes", type=int, default=1, metavar="N",
+        help="answer HTTP in N processes (one core each); this one keeps the runner and webhook delivery",
+    )
+    serve.add_argument("--api-process", help=argparse.SUPPRESS)  # LISTEN_FD:PIPE_FD, set by the serving process
     serve.set_defaults(handler=_serve, json=False)
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(required=True, metavar="ACTION")
@@ -241,10 +246,16 @@ def _sfn_run(args: argparse.Namespace, settings: Settings, console: Console) -> 
 
 
 def _serve(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    from shared.cli.serve import serve
+    from shared.cli.serve import ApiProcess, serve
 
     configure_logging(settings.log_format, settings.log_level)
-    serve(settings, host=args.host, port=args.port, access_log=args.access_log)
+    if args.api_processes < 1:
+        raise InvalidInputError("--api-processes must be at least 1.", code="INVALID_OPTION")
+    api_process = ApiProcess.parse(args.api_process) if args.api_process else None
+    serve(
+        settings, host=args.host, port=args.port, access_log=args.access_log,
+        api_processes=args.api_processes, api_process=api_process,
+    )
     return 0
 
 

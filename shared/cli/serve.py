@@ -4,15 +4,27 @@
 the local object store's object-created events start uploaded tasks on the runner (a pool of
 ``VIDLUXE_RUNNER_WORKERS`` threads, the CPU count by default); the runner's events go to the outbox,
 which the delivery worker drains. Tests run the same class on a free loopback port, in a thread.
+
+With ``--api-processes N`` (N > 1) the HTTP API runs in N child processes sharing the listening
+socket (one Python process answers on one core), each a :class:`LocalService` in the API role
+(:class:`ApiProcess`: no runner, no delivery; executions forwarded to this process, see
+:mod:`shared.service.api_processes`); this process keeps the runner and delivery and restarts a child
+that dies.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Sequence
-from types import TracebackType
+from dataclasses import dataclass
+from types import FrameType, TracebackType
 
 import structlog
 import uvicorn
@@ -22,6 +34,7 @@ from shared.api.app import create_app
 from shared.clock import Clock, SystemClock
 from shared.errors import ConfigurationError
 from shared.pipeline.registry import StageRegistry
+from shared.service.api_processes import ExecutionRequests, ForwardedExecutions
 from shared.service.runner import LocalRunner
 from shared.service.services import Services
 from shared.settings import Settings
@@ -34,6 +47,24 @@ from web_hooks.schedule import RetryPolicy
 from web_hooks.urls import validate_webhook_url
 
 log = structlog.get_logger("vidluxe.serve")
+
+
+@dataclass(frozen=True)
+class ApiProcess:
+    """What makes a LocalService an API process: the serving process's listening socket and the write
+    end of its execution-request pipe, both inherited file descriptors."""
+
+    listen_fd: int
+    requests_fd: int
+
+    def argument(self) -> str:
+        return f"{self.listen_fd}:{self.requests_fd}"
+
+    @classmethod
+    def parse(cls, value: str) -> ApiProcess:
+        """Raises ValueError unless ``value`` is LISTEN_FD:REQUESTS_FD."""
+        listen_fd, requests_fd = value.split(":")
+        return cls(int(listen_fd), int(requests_fd))
 
 
 class LocalService:
@@ -51,8 +82,10 @@ class LocalService:
         deliver_webhooks: bool = True,
         log_level: str = "warning",
         access_log: bool = False,
+        api_process: ApiProcess | None = None,
     ) -> None:
-        """``access_log``: a log line per request (uvicorn's; it costs CPU on every request)."""
+        """``access_log``: a log line per request (uvicorn's; it costs CPU on every request).
+        ``api_process``: serve only the API, on the inherited socket, forwarding executions."""
         self._settings = settings
         self._service_settings = service_settings
         self._host = host
@@ -62,6 +95,7 @@ class LocalService:
         self._deliver_webhooks = deliver_webhooks
         self._log_level = log_level
         self._access_log = access_log
+        self._api_process = api_process
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -78,15 +112,18 @@ class LocalService:
         Raises OSError if the port is taken, ConfigurationError and the stores' errors.
         """
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and without
-        # it a response's headers and body (two writes) wait out the client's delayed ACK (~40 ms).
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self._host, self._port))
-        except OSError:
-            sock.close()
-            raise
+        if self._api_process is not None:
+            sock = socket.socket(fileno=self._api_process.listen_fd)  # family and protocol read from the fd
+        else:
+            # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+            # without it a response's headers and body (two writes) wait out the client's delayed ACK.
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self._host, self._port))
+            except OSError:
+                sock.close()
+                raise
         self._socket = sock
         port = sock.getsockname()[1]
         shown_host = f"[{self._host}]" if family == socket.AF_INET6 else self._host
@@ -118,6 +155,12 @@ class LocalService:
         self.services = services
         services.extras["webhook_outbox"] = self.outbox  # for the deliveries listing's router
         videos = services.videos
+        if services.local_objects is not None:
+            services.local_objects.add_listener(videos.upload_landed)
+        if self._api_process is not None:
+            videos.executions = ForwardedExecutions(self._api_process.requests_fd)
+            self.app = create_app(services, routers=self._routers)
+            return
         self.runner = LocalRunner(
             services.runtime,
             StageRegistry(ALL_STAGES),
@@ -127,8 +170,6 @@ class LocalService:
         )
         videos.executions = self.runner
         services.runtime.on_progress = videos.stage_progress
-        if services.local_objects is not None:
-            services.local_objects.add_listener(videos.upload_landed)
         recovered = self.runner.recover()
         if recovered:
             log.info("unfinished tasks queued again", count=len(recovered))
@@ -159,6 +200,11 @@ class LocalService:
         )
         self._server = uvicorn.Server(config)
         return self._server
+
+    @property
+    def socket(self) -> socket.socket | None:
+        """The listening socket, once entered."""
+        return self._socket
 
     def serve_forever(self) -> None:
         """Serve in this thread until interrupted (Ctrl-C, SIGTERM)."""
@@ -211,22 +257,111 @@ class LocalService:
         self.close()
 
 
-def serve(settings: Settings, *, host: str, port: int, access_log: bool = False) -> None:
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    access_log: bool = False,
+    api_processes: int = 1,
+    api_process: ApiProcess | None = None,
+) -> None:
     """``vidluxe serve``: run until interrupted. Raises ConfigurationError (ADDRESS_IN_USE) when the
-    address cannot be bound."""
+    address cannot be bound. ``api_processes`` > 1: the API in that many child processes (above);
+    ``api_process``: be one of them (the serving process starts them so)."""
     service_settings = ServiceSettings()
-    service = LocalService(settings, service_settings, host=host, port=port, log_level="info", access_log=access_log)
+    service = LocalService(
+        settings, service_settings, host=host, port=port, log_level="info", access_log=access_log,
+        api_process=api_process,
+    )
     try:
         service.__enter__()
     except OSError as exc:
         raise ConfigurationError(
             f"Cannot listen on {host}:{port} ({exc.strerror}); choose another with --port.", code="ADDRESS_IN_USE"
         ) from exc
-    with service:
-        print(f"VidLuxe API on {service.base_url} (docs: {service.base_url}/docs); Ctrl-C stops", flush=True)
+    try:  # entered above, once: a second __enter__ (a `with` here) would open every store again
         # What is built by now lives as long as the process: freezing it keeps it out of the cyclic
         # collector, whose full passes over it (tens of ms with the stages' libraries loaded) would
         # otherwise stall every request in flight.
         gc.collect()
         gc.freeze()
-        service.serve_forever()
+        if api_process is not None:
+            _exit_with_parent()
+            service.serve_forever()
+        elif api_processes > 1:
+            _supervise_api_processes(service, api_processes, host=host, access_log=access_log)
+        else:
+            print(f"VidLuxe API on {service.base_url} (docs: {service.base_url}/docs); Ctrl-C stops", flush=True)
+            service.serve_forever()
+    finally:
+        service.close()
+
+
+def _exit_with_parent() -> None:
+    """An API process stops (SIGTERM to itself: uvicorn's graceful stop) once its serving process is
+    gone, however that one ended."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="vidluxe-parent-watch", daemon=True).start()
+
+
+_RESTART_DELAY_SECONDS = 1.0
+_STOP_TIMEOUT_SECONDS = 10.0
+
+
+def _supervise_api_processes(service: LocalService, count: int, *, host: str, access_log: bool) -> None:
+    """Run ``count`` API processes on the service's socket until SIGINT or SIGTERM; restart one that
+    exits. This process keeps the runner (fed by their execution requests) and webhook delivery."""
+    sock, runner, services = service.socket, service.runner, service.services
+    if sock is None or runner is None or services is None:
+        raise RuntimeError("Enter the LocalService context first.")
+    sock.listen(2048)  # connections made while the children start wait for them
+    read_fd, write_fd = os.pipe()
+    requests = ExecutionRequests(read_fd, runner, services.runtime.tasks)
+    requests.start()
+    role = ApiProcess(sock.fileno(), write_fd)
+    command = [sys.executable, "-m", "shared.cli", "serve", "--host", host, "--api-process", role.argument()]
+    if access_log:
+        command.append("--access-log")
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, pass_fds=(role.listen_fd, role.requests_fd))
+
+    children = [spawn() for _ in range(count)]
+    print(
+        f"VidLuxe API on {service.base_url} (docs: {service.base_url}/docs), {count} API processes; Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        while not stopping.wait(_RESTART_DELAY_SECONDS):
+            for index, child in enumerate(children):
+                if child.poll() is not None:
+                    log.error("API process exited; starting another", pid=child.pid, returncode=child.returncode)
+                    children[index] = spawn()
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + _STOP_TIMEOUT_SECONDS
+        for child in children:
+            try:
+                child.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        os.close(write_fd)  # the children's copies are closed: the request reader sees the end
+        requests.join(timeout=5)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
