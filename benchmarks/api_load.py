@@ -308,7 +308,7 @@ def run_backend(
                       VIDLUXE_DOWNLOAD_EXPIRES_SECONDS=str(7 * 24 * 3600))
     key = create_key(env)["api_key"]
     settings = Settings(home=home, task_store=backend, database_url=database_url)
-    with ServeProcess(env, work / f"serve-{backend}.log") as server:
+    with ServeProcess(env, work / f"serve-{backend}.log", api_processes=args.api_processes) as server:
         task_ids = prepare_tasks(server, key, args, clip)
         freeze_running(settings, task_ids[0], task_ids[args.completed : args.completed + args.running])
         etags = current_etags(server, key, task_ids)
@@ -377,6 +377,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--completed", type=int, default=2, help="of the tasks, how many are run to completion")
     parser.add_argument("--running", type=int, default=12, help="of the tasks, how many are frozen mid-run")
+    parser.add_argument("--api-processes", type=int, default=min(2, os.cpu_count() or 1),
+                        help="vidluxe serve --api-processes (default: 2, or 1 on one core)")
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
     parser.add_argument("--keep", type=Path, help="keep the data homes, server logs and wrk scripts here")
     args = parser.parse_args()
@@ -391,8 +393,8 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="vidluxe-load-"))
     work.mkdir(parents=True, exist_ok=True)
     clip = make_clip(ROOT / "samples" / "talking_head.mp4", work / "clip.mp4", start=0, seconds=1.5)
-    print(f"load test of GET /v1/videos/{{id}} on loopback; load average {os.getloadavg()[0]:.2f} "
-          f"on {os.cpu_count()} cores at the start; work dir {work}")
+    print(f"load test of GET /v1/videos/{{id}} on loopback, vidluxe serve --api-processes {args.api_processes}; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores at the start; work dir {work}")
     results: list[BackendResult] = []
     for backend in [name.strip() for name in args.backends.split(",") if name.strip()]:
         if backend == "postgres":

@@ -74,10 +74,11 @@ def create_key(env: dict[str, str], tenant: str = "bench") -> dict[str, str]:
 
 
 class ServeProcess:
-    """`vidluxe serve --port PORT` as a child process; its log goes to ``log_path``."""
+    """`vidluxe serve --port PORT [--api-processes N]` as a child process; its log goes to ``log_path``."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None, api_processes: int = 1) -> None:
         self.env = env
+        self.api_processes = api_processes
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -87,7 +88,8 @@ class ServeProcess:
     def __enter__(self) -> ServeProcess:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "shared.cli", "serve", "--port", str(self.port),
+             "--api-processes", str(self.api_processes)],
             env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
@@ -108,9 +110,9 @@ class ServeProcess:
         sys.exit(f"vidluxe serve {why}; its log:\n{self.log_path.read_text(errors='replace')[-3000:]}")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the server process (all its threads) so far."""
+        """User + system CPU so far of the server process (all its threads) and its API processes."""
         assert self.process is not None
-        return process_cpu_seconds(self.process.pid)
+        return sum(process_cpu_seconds(pid) for pid in process_tree(self.process.pid))
 
     def __exit__(self, *exc_info: object) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -122,6 +124,24 @@ class ServeProcess:
                 self.process.wait()
         if self._log is not None:
             self._log.close()
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants alive now, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # exited meanwhile
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        tree.append(current)
+        pending.extend(children.get(current, []))
+    return tree
 
 
 def process_cpu_seconds(pid: int) -> float:
