@@ -329,10 +329,12 @@ def _supervise_api_processes(service: LocalService, count: int, *, host: str, ac
     command = [sys.executable, "-m", "shared.cli", "serve", "--host", host, "--api-process", role.argument()]
     if access_log:
         command.append("--access-log")
-    stopping = threading.Event()
+    # A flag, not a threading.Event: the handler runs on the main thread between bytecodes, possibly
+    # inside Event.wait holding the Event's lock, and Event.set would wait for that lock forever.
+    stopping: list[int] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
+        stopping.append(signum)
 
     previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
 
@@ -345,9 +347,10 @@ def _supervise_api_processes(service: LocalService, count: int, *, host: str, ac
         flush=True,
     )
     try:
-        while not stopping.wait(_RESTART_DELAY_SECONDS):
+        while not stopping:
+            time.sleep(_RESTART_DELAY_SECONDS)  # the handler runs meanwhile; the flag is read each second
             for index, child in enumerate(children):
-                if child.poll() is not None:
+                if child.poll() is not None and not stopping:
                     log.error("API process exited; starting another", pid=child.pid, returncode=child.returncode)
                     children[index] = spawn()
     finally:
