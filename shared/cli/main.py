@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         "--api-processes", type=int, default=1, metavar="N",
         help="answer HTTP in N processes (one core each); this one keeps the runner and webhook delivery",
     )
-    serve.add_argument("--api-process", help=argparse.SUPPRESS)  # LISTEN_FD:PIPE_FD, set by the serving process
+    serve.add_argument("--api-process", type=int, help=argparse.SUPPRESS)  # the pipe's fd, from the serving process
     serve.set_defaults(handler=_serve, json=False)
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(required=True, metavar="ACTION")
@@ -251,7 +251,7 @@ def _serve(args: argparse.Namespace, settings: Settings, console: Console) -> in
     configure_logging(settings.log_format, settings.log_level)
     if args.api_processes < 1:
         raise InvalidInputError("--api-processes must be at least 1.", code="INVALID_OPTION")
-    api_process = ApiProcess.parse(args.api_process) if args.api_process else None
+    api_process = ApiProcess(args.api_process) if args.api_process is not None else None
     serve(
         settings, host=args.host, port=args.port, access_log=args.access_log,
         api_processes=args.api_processes, api_process=api_process,

@@ -5,11 +5,12 @@ the local object store's object-created events start uploaded tasks on the runne
 ``VIDLUXE_RUNNER_WORKERS`` threads, the CPU count by default); the runner's events go to the outbox,
 which the delivery worker drains. Tests run the same class on a free loopback port, in a thread.
 
-With ``--api-processes N`` (N > 1) the HTTP API runs in N child processes sharing the listening
-socket (one Python process answers on one core), each a :class:`LocalService` in the API role
-(:class:`ApiProcess`: no runner, no delivery; executions forwarded to this process, see
-:mod:`shared.service.api_processes`); this process keeps the runner and delivery and restarts a child
-that dies.
+With ``--api-processes N`` (N > 1) the HTTP API runs in N child processes (one Python process
+answers on one core), each a :class:`LocalService` in the API role (:class:`ApiProcess`: no runner,
+no delivery; executions forwarded to this process, see :mod:`shared.service.api_processes`) listening
+on the same port with SO_REUSEPORT, so the kernel spreads connections over them evenly (one shared
+listening socket leaves them to whichever process accepts first: 50 connections split 50/0 to 16/34
+here); this process keeps the runner and delivery and restarts a child that dies.
 """
 
 from __future__ import annotations
@@ -51,20 +52,10 @@ log = structlog.get_logger("vidluxe.serve")
 
 @dataclass(frozen=True)
 class ApiProcess:
-    """What makes a LocalService an API process: the serving process's listening socket and the write
-    end of its execution-request pipe, both inherited file descriptors."""
+    """What makes a LocalService an API process: the write end of the serving process's
+    execution-request pipe, an inherited file descriptor."""
 
-    listen_fd: int
     requests_fd: int
-
-    def argument(self) -> str:
-        return f"{self.listen_fd}:{self.requests_fd}"
-
-    @classmethod
-    def parse(cls, value: str) -> ApiProcess:
-        """Raises ValueError unless ``value`` is LISTEN_FD:REQUESTS_FD."""
-        listen_fd, requests_fd = value.split(":")
-        return cls(int(listen_fd), int(requests_fd))
 
 
 class LocalService:
@@ -83,9 +74,11 @@ class LocalService:
         log_level: str = "warning",
         access_log: bool = False,
         api_process: ApiProcess | None = None,
+        reuse_port: bool = False,
     ) -> None:
         """``access_log``: a log line per request (uvicorn's; it costs CPU on every request).
-        ``api_process``: serve only the API, on the inherited socket, forwarding executions."""
+        ``api_process``: serve only the API, forwarding executions. ``reuse_port``: bind with
+        SO_REUSEPORT, beside the other processes of one server (API processes always do)."""
         self._settings = settings
         self._service_settings = service_settings
         self._host = host
@@ -96,6 +89,7 @@ class LocalService:
         self._log_level = log_level
         self._access_log = access_log
         self._api_process = api_process
+        self._reuse_port = reuse_port or api_process is not None
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -112,18 +106,17 @@ class LocalService:
         Raises OSError if the port is taken, ConfigurationError and the stores' errors.
         """
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        if self._api_process is not None:
-            sock = socket.socket(fileno=self._api_process.listen_fd)  # family and protocol read from the fd
-        else:
-            # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
-            # without it a response's headers and body (two writes) wait out the client's delayed ACK.
-            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((self._host, self._port))
-            except OSError:
-                sock.close()
-                raise
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and without
+        # it a response's headers and body (two writes) wait out the client's delayed ACK (~40 ms).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self._reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((self._host, self._port))
+        except OSError:
+            sock.close()
+            raise
         self._socket = sock
         port = sock.getsockname()[1]
         shown_host = f"[{self._host}]" if family == socket.AF_INET6 else self._host
@@ -272,7 +265,7 @@ def serve(
     service_settings = ServiceSettings()
     service = LocalService(
         settings, service_settings, host=host, port=port, log_level="info", access_log=access_log,
-        api_process=api_process,
+        api_process=api_process, reuse_port=api_processes > 1,
     )
     try:
         service.__enter__()
@@ -316,17 +309,19 @@ _STOP_TIMEOUT_SECONDS = 10.0
 
 
 def _supervise_api_processes(service: LocalService, count: int, *, host: str, access_log: bool) -> None:
-    """Run ``count`` API processes on the service's socket until SIGINT or SIGTERM; restart one that
-    exits. This process keeps the runner (fed by their execution requests) and webhook delivery."""
+    """Run ``count`` API processes on the service's port until SIGINT or SIGTERM; restart one that
+    exits. This process keeps the runner (fed by their execution requests) and webhook delivery, and
+    its socket, bound but not listening, keeps the port for them."""
     sock, runner, services = service.socket, service.runner, service.services
     if sock is None or runner is None or services is None:
         raise RuntimeError("Enter the LocalService context first.")
-    sock.listen(2048)  # connections made while the children start wait for them
+    port = sock.getsockname()[1]
     read_fd, write_fd = os.pipe()
     requests = ExecutionRequests(read_fd, runner, services.runtime.tasks)
     requests.start()
-    role = ApiProcess(sock.fileno(), write_fd)
-    command = [sys.executable, "-m", "shared.cli", "serve", "--host", host, "--api-process", role.argument()]
+    role = ApiProcess(write_fd)
+    command = [sys.executable, "-m", "shared.cli", "serve", "--host", host, "--port", str(port),
+               "--api-process", str(role.requests_fd)]
     if access_log:
         command.append("--access-log")
     # A flag, not a threading.Event: the handler runs on the main thread between bytecodes, possibly
@@ -339,7 +334,7 @@ def _supervise_api_processes(service: LocalService, count: int, *, host: str, ac
     previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
 
     def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(command, pass_fds=(role.listen_fd, role.requests_fd))
+        return subprocess.Popen(command, pass_fds=(role.requests_fd,))
 
     children = [spawn() for _ in range(count)]
     print(
