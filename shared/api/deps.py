@@ -10,16 +10,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from shared.errors import AuthenticationError, ConfigurationError
 from shared.service.services import Services
 from shared.storage.tenants import Tenant
 
-_bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey", description="An API key: `Bearer vlx_...`.")
 
-
-def _services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
+    """The app's services (what ServicesDep gives, without a dependency: the poll route's hot path)."""
     services = getattr(request.app.state, "services", None)
     if not isinstance(services, Services):
         raise ConfigurationError("This app was built without services (create_app(services)).")
@@ -27,25 +26,27 @@ def _services(request: Request) -> Services:
 
 
 async def get_services(request: Request) -> Services:
-    return _services(request)
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_tenant(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Tenant:
-    """Raises AuthenticationError (401) for a missing, unknown or revoked key."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise AuthenticationError("Send your API key as `Authorization: Bearer vlx_...`.")
-    # The services straight from the app, not through ServicesDep: each dependency FastAPI resolves
-    # costs microseconds on every request.
-    tenant = await _services(request).tenants.authenticate_async(credentials.credentials)
-    if tenant is None:
-        raise AuthenticationError("This API key is unknown or revoked; create one with `vidluxe keys create`.")
-    return tenant
+class ApiKeyAuth(HTTPBearer):
+    """``Authorization: Bearer vlx_...`` -> the calling tenant. An HTTPBearer, so the OpenAPI document
+    names the scheme; resolving the tenant in the same call spares FastAPI a dependency on every request."""
 
+    async def __call__(self, request: Request) -> Tenant:  # type: ignore[override]
+        """Raises AuthenticationError (401) for a missing, unknown or revoked key."""
+        credentials = await super().__call__(request)
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise AuthenticationError("Send your API key as `Authorization: Bearer vlx_...`.")
+        tenant = await services_of(request).tenants.authenticate_async(credentials.credentials)
+        if tenant is None:
+            raise AuthenticationError("This API key is unknown or revoked; create one with `vidluxe keys create`.")
+        return tenant
+
+
+get_tenant = ApiKeyAuth(auto_error=False, scheme_name="ApiKey", description="An API key: `Bearer vlx_...`.")
 
 TenantDep = Annotated[Tenant, Depends(get_tenant)]

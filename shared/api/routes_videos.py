@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from shared.api.deps import ServicesDep, TenantDep
+from shared.api.deps import ServicesDep, TenantDep, services_of
 from shared.api.errors import ERROR_RESPONSES, ErrorDocument
 from shared.service.models import ApiStatus, CreateVideo, VideoCreated, VideoList, VideoStatus, task_status
 from shared.service.videos import check_idempotency_key
@@ -94,14 +94,11 @@ def list_videos(
     summary="A video's status, progress and outputs",
     responses={304: {"description": "Unchanged since the ETag given in If-None-Match"}},
 )
-async def get_video(
-    services: ServicesDep,
-    tenant: TenantDep,
-    task_id: str,
-    http_request: Request,
-) -> Response:
+async def get_video(tenant: TenantDep, task_id: str, http_request: Request) -> Response:
     """Cheap to poll: send the last `ETag` as `If-None-Match` for a `304`; wait `Retry-After` seconds."""
-    # async: the reads run on the event loop (VideoService.status_async), with no thread hand-off.
+    # async: the reads run on the event loop (VideoService.status_async), with no thread hand-off; the
+    # services straight from the app: each dependency FastAPI resolves costs on every poll.
+    services = services_of(http_request)
     status = await services.videos.status_async(tenant.tenant_id, task_id)
     etag = _etag(status, services.videos.download_expiry().isoformat())
     headers = _poll_headers(status, etag)
