@@ -1,15 +1,9 @@
-"""Fixtures for pipeline tests: a short real clip, and a VidLuxe home on SQLite or PostgreSQL.
-
-The ``backend_env`` fixture yields the VIDLUXE_* variables of one task-store backend; PostgreSQL runs in
-a fresh schema (dropped afterwards) so tests never see each other's tasks.
-"""
+"""Fixtures for pipeline tests: a short real clip, and a VidLuxe home on SQLite or PostgreSQL
+(``backend_env``, tests/conftest.py, applied to this process by ``use_backend``)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +13,6 @@ from shared.media.ffmpeg import ffmpeg_exe
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT.parent / "shared" / "testdata"
 SAMPLE = ROOT / "samples" / "talking_head.mp4"
-POSTGRES_URL = os.environ.get("VIDLUXE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="session")
@@ -33,29 +26,6 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
     )
     return out
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {"VIDLUXE_HOME": str(tmp_path / "home"), "VIDLUXE_TASK_STORE": request.param}
-    if request.param == "sqlite":
-        yield env
-        return
-    import psycopg
-
-    schema = f"test_pipeline_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(POSTGRES_URL, autocommit=True)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("VIDLUXE_TEST_SKIP_SERVICES") == "1":
-            pytest.skip(f"PostgreSQL not reachable: {exc}")
-        raise
-    with admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-        try:
-            yield {**env, "VIDLUXE_DATABASE_URL": f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"}
-        finally:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture
