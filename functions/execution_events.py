@@ -5,31 +5,26 @@ EventBridge delivers "Step Functions Execution Status Change" for the VidLuxe st
 (task.started); SUCCEEDED records the output (task.completed); FAILED and TIMED_OUT record the error
 (task.failed); ABORTED (a cancel's StopExecution) records the task as cancelled. EventBridge delivers
 at least once and in no guaranteed order, so every move is a compare-and-set from the statuses it may
-follow: a repeated or late event changes nothing and reports nothing. After a move, the webhook-delivery
-Lambda is woken (:func:`wake_webhook_delivery`), so the event goes out now rather than at its next
-scheduled run.
+follow: a repeated or late event changes nothing and reports nothing. The event a move reports wakes the
+webhook-delivery Lambda (functions/webhook_wake.py), so it goes out now rather than at its next scheduled
+run.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.observability import logger, metrics, tracer
 from functions.service import cloud_services
 from shared.errors import error_from_cause
 from shared.storage.tasks import TaskRecord, TaskStatus
 
-WEBHOOK_DELIVERY_VARIABLE = "VIDLUXE_WEBHOOK_DELIVERY_FUNCTION"
 _UNFINISHED = (TaskStatus.PENDING, TaskStatus.RUNNING)
 _CODED_MESSAGE = re.compile(r"^(?P<code>[A-Z][A-Z0-9_]+): (?P<message>.*)$", re.DOTALL)
 
@@ -83,34 +78,6 @@ def _move(detail: dict[str, Any]) -> TaskRecord | None:
     return task
 
 
-@cache
-def _lambda_client() -> Any:
-    # A wake-up is worth a few seconds at most (the schedule is the fallback), not botocore's 60 s reads.
-    return boto3.client("lambda", config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2}))
-
-
-def wake_webhook_delivery() -> bool:
-    """Invoke the webhook-delivery Lambda (``VIDLUXE_WEBHOOK_DELIVERY_FUNCTION``) without waiting for it.
-
-    Why a separate function, invoked asynchronously, and not a delivery pass here: this function stays
-    short and never connects to a tenant's URL, and a slow endpoint cannot hold up the next status change.
-    The invoke returns as soon as Lambda has queued it; the outbox's claim lease makes that run and a
-    scheduled one safe side by side. A wake-up that fails (throttled, refused) only leaves the message to
-    the next scheduled run, within a minute, so it is logged and not raised: raising would have EventBridge
-    retry an event whose move is recorded already. Returns whether the invoke was accepted; False also
-    where no function is named (a local run).
-    """
-    name = os.environ.get(WEBHOOK_DELIVERY_VARIABLE)
-    if not name:
-        return False
-    try:
-        _lambda_client().invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")
-    except (BotoCoreError, ClientError) as exc:
-        logger.warning("webhook delivery not woken", extra={"error": f"{type(exc).__name__}: {exc}"})
-        return False
-    return True
-
-
 @logger.inject_lambda_context(correlation_id_path="detail.name")
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -119,11 +86,8 @@ def handler(event: EventBridgeEvent, context: Any) -> dict[str, Any]:
     """Returns the task's id, the execution status, and whether the event moved the task."""
     detail: dict[str, Any] = dict(event.detail)
     logger.append_keys(task_id=detail["name"])
-    task = _move(detail)
-    moved = task is not None
-    # A move reported task.started, .completed or .failed (a cancel nothing: that run finds nothing due).
-    woken = moved and wake_webhook_delivery()
+    moved = _move(detail) is not None
     metrics.add_dimension(name="status", value=str(detail["status"]))
     metrics.add_metric(name="ExecutionEvents", unit=MetricUnit.Count, value=1)
-    logger.info("execution status", extra={"status": detail["status"], "moved": moved, "woke_delivery": woken})
+    logger.info("execution status", extra={"status": detail["status"], "moved": moved})
     return {"task_id": detail["name"], "status": detail["status"], "moved": moved}

@@ -1,10 +1,12 @@
-"""The service's stores for the API and upload-trigger Lambdas, built once per container from VIDLUXE_*.
+"""The service's stores for the API, upload-trigger, execution-events and stage Lambdas, built once per
+container from VIDLUXE_*.
 
 On AWS the object store is S3 (presigned POST uploads, the S3 event starts the task) and executions run
 on Step Functions (``VIDLUXE_STATE_MACHINE_ARNS``), named by the task id. Secrets come from SSM Parameter
-Store (``VIDLUXE_SSM_SECRETS``) before the settings are read. Events go to the webhook
-outbox in the same database; the webhook-delivery Lambda (functions/webhook_delivery.py) sends them, on
-its schedule and when the execution-events Lambda wakes it.
+Store (``VIDLUXE_SSM_SECRETS``) before the settings are read. Events go to the webhook outbox in the same
+database, each followed by a wake-up of the webhook-delivery Lambda (functions/webhook_wake.py), which
+also sends them on its schedule. As in ``vidluxe serve``, the runtime reports each finished stage run to
+the service (task.stage_completed): the stage Lambdas run their stages over it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from functools import cache
 
 from functions.observability import configure_lambda_logging
 from functions.secrets import load_ssm_secrets
+from functions.webhook_wake import WakingEventSink
 from shared.clock import SystemClock
 from shared.service.executions import StepFunctionsExecutions
 from shared.service.services import Services
@@ -40,10 +43,11 @@ def cloud_services() -> Services:
         base_url=service_settings.public_url or "",
         clock=clock,
         database=database,
-        events=outbox,
+        events=WakingEventSink(outbox),
         check_webhook_url=lambda url: validate_webhook_url(url, allow_private=allow_private),
     )
     services.extras["webhook_outbox"] = outbox  # for the deliveries listing's router
+    services.runtime.on_progress = services.videos.stage_progress
     if service_settings.state_machine_arns:
         import boto3
 

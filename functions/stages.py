@@ -4,8 +4,11 @@ Step Functions' lambda:invoke integration passes the Task's ``Payload`` as the e
 the same stage function the embedded engine runs and returns its output, which Step Functions wraps as
 ``Payload``. A VidluxeError propagates, so its class name becomes the error Retry/Catch match on.
 The runtime (stores from VIDLUXE_* settings, secrets from SSM) is built once per container and reused
-by warm calls. Every payload names its task, so each log line carries it as the correlation id; each
-call emits ``StageInvocations``, ``StageErrors`` and ``StageSeconds`` with the dimension ``stage``.
+by warm calls. It is the service's (functions/service.py), so a finished run of a stage for a task of the
+service reports task.stage_completed, as the local runner does, and wakes the webhook delivery: the
+event's id is derived from the stage and its input hash, so a retried or reused run of the same Task
+reports nothing new. Every payload names its task, so each log line carries it as the correlation id;
+each call emits ``StageInvocations``, ``StageErrors`` and ``StageSeconds`` with the dimension ``stage``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.observability import configure_lambda_logging, logger, metrics, tracer
 from functions.secrets import load_ssm_secrets
+from functions.service import cloud_services
 from shared.pipeline.runtime import Runtime
 from shared.pipeline.stage import Stage, execute_stage
 from shared.settings import Settings
@@ -37,8 +41,11 @@ from shared.stages.style import LEARN_STYLE
 def _runtime() -> Runtime:
     load_ssm_secrets()
     settings = Settings()
-    configure_lambda_logging(settings)
-    return Runtime.from_settings(settings)
+    if settings.task_store == "supabase":
+        # Over Supabase's HTTP API there is no SQL database for the videos and the outbox: no events.
+        configure_lambda_logging(settings)
+        return Runtime.from_settings(settings)
+    return cloud_services().runtime
 
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]

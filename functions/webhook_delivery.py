@@ -1,7 +1,7 @@
 """The webhook-delivery Lambda: the outbox's due messages go out, as the delivery worker does in ``vidluxe serve``.
 
-EventBridge invokes it every minute (serverless.yml), and the execution-events Lambda at once after it
-moved a task (functions/execution_events.py). Each invocation runs the worker's passes
+EventBridge invokes it every minute (serverless.yml), and the API, execution-events and stage Lambdas at
+once after they committed an event (functions/webhook_wake.py). Each invocation runs the worker's passes
 (:meth:`DeliveryWorker.deliver_due`) until one finds nothing due, or until the time left could not fit
 another pass: one cut off by the Lambda's timeout would leave its messages claimed until their lease
 ends, and a message sent but not recorded would go out twice. Invocations that overlap are safe, each
@@ -91,7 +91,7 @@ def deliver_while_time_lasts(worker: DeliveryWorker, remaining_millis: Callable[
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """``event``: EventBridge's scheduled event or the execution-events Lambda's ``{}``; neither is read.
+    """``event``: EventBridge's scheduled event or a wake-up's ``{}``; neither is read.
     Returns how many attempts were made, how many were delivered, and whether time ran out."""
     run = deliver_while_time_lasts(_worker(), context.get_remaining_time_in_millis)
     delivered = sum(1 for attempt in run.attempts if attempt.result.outcome is Outcome.DELIVERED)

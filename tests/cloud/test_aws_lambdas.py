@@ -1,8 +1,9 @@
 """The Lambda handlers under powertools, invoked with real-shaped events against moto's S3 (the stack's
 three buckets), Step Functions, DynamoDB and SSM: the API (HTTP API v2), the upload trigger (S3
 ObjectCreated:Put, delivered twice), a stage (the Payload Step Functions' lambda:invoke sends, from the
-real ASL file), the execution events (and the webhook delivery they wake, at the boto3 client's
-boundary) and the SSM secrets read at cold start."""
+real ASL file), the execution events, the webhook events they and the API and the stages report (on
+SQLite and PostgreSQL) and the webhook delivery each event wakes (at the boto3 client's boundary), and
+the SSM secrets read at cold start."""
 
 from __future__ import annotations
 
@@ -23,9 +24,15 @@ import functions.api
 import functions.execution_events
 import functions.stages
 import functions.upload_trigger
+import functions.webhook_wake
 import state_machines
 from functions.secrets import load_ssm_secrets
 from shared.errors import InvalidInputError
+from shared.pipeline.enhance import EnhanceOptions, submit_enhance
+from shared.pipeline.execution import new_task_id
+from shared.pipeline.stage import input_hash
+from shared.stages.probe import PROBE
+from web_hooks.events import EventType, derived_event_id, task_stage_completed_data
 
 REGION = "us-east-1"
 # As infra/aws/storage.yml names them for the stack vidluxe-test.
@@ -33,6 +40,8 @@ UPLOADS, ARTIFACTS, OUTPUTS = (
     f"vidluxe-test-{kind}-123456789012-us-east-1" for kind in ("uploads", "artifacts", "outputs")
 )
 DELIVERY_FUNCTION = "vidluxe-test-webhookDelivery"
+WAKE = {"FunctionName": DELIVERY_FUNCTION, "InvocationType": "Event", "Payload": b"{}"}  # the invoke's request
+HOOK_URL = "http://127.0.0.1:9/hooks"  # never called: the delivery Lambda is not run here
 TABLE = "vidluxe-test-IdempotencyTable"
 SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
@@ -93,6 +102,19 @@ def _api(event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
     if response.get("isBase64Encoded"):
         body = base64.b64decode(body).decode()
     return response["statusCode"], response.get("headers", {}), json.loads(body) if body else None
+
+
+def _wakes(monkeypatch: pytest.MonkeyPatch) -> Stubber:
+    """The Lambda client the wake-ups go through, behind botocore's Stubber, which checks each request
+    against the Lambda API's model and the expected :data:`WAKE`. An invoke nobody expected is the
+    Stubber's error, a BotoCoreError: logged as "webhook delivery not woken", which the tests count."""
+    client = boto3.client("lambda", region_name=REGION)
+    monkeypatch.setattr(functions.webhook_wake, "_lambda_client", lambda: client)
+    return Stubber(client)
+
+
+def _not_woken(lines: list[dict[str, Any]]) -> list[str]:
+    return [line["error"] for line in lines if line.get("message") == "webhook delivery not woken"]
 
 
 def _metrics(lines: list[dict[str, Any]]) -> dict[str, Any]:
@@ -190,27 +212,37 @@ def test_stage_lambda_runs_the_payload_step_functions_sends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws: None, fresh_containers: None, clip: Path,
     lambda_stdout: Callable[[], list[dict[str, Any]]],
 ) -> None:
-    stack = _deploy(tmp_path, monkeypatch)
-    created, key, _ = _create_and_upload(stack, clip)
-    functions.upload_trigger.handler(s3_object_created(UPLOADS, key, clip.stat().st_size), LambdaContext("t"))
-    task = functions.upload_trigger.cloud_services().runtime.tasks.get_task(created["task_id"])
+    stack = _deploy(tmp_path, monkeypatch, VIDLUXE_WEBHOOK_DELIVERY_FUNCTION=DELIVERY_FUNCTION)
+    with _wakes(monkeypatch):  # no webhook URL anywhere: nothing to wake the delivery for
+        created, key, _ = _create_and_upload(stack, clip)
+        functions.upload_trigger.handler(s3_object_created(UPLOADS, key, clip.stat().st_size), LambdaContext("t"))
+        task = functions.upload_trigger.cloud_services().runtime.tasks.get_task(created["task_id"])
 
-    payload = step_functions_payload("enhance", "Probe", task.input, execution_name=task.task_id)
-    assert payload["task_id"] == task.task_id and payload["source_key"] == key
-    output = functions.stages.probe(payload, LambdaContext("vidluxe-test-probe"))
-    assert output["source_key"] == key and output["chunks"] and output["frames"] > 0, output
-    # A retried or replayed Task returns the stored output of the identical run.
-    assert functions.stages.probe(payload, LambdaContext("vidluxe-test-probe")) == output
-    manifests = stack.s3.list_objects_v2(Bucket=ARTIFACTS, Prefix=f"tasks/{task.task_id}/probe/")["Contents"]
-    assert any(item["Key"].endswith("/output.json") for item in manifests)
+        payload = step_functions_payload("enhance", "Probe", task.input, execution_name=task.task_id)
+        assert payload["task_id"] == task.task_id and payload["source_key"] == key
+        output = functions.stages.probe(payload, LambdaContext("vidluxe-test-probe"))
+        assert output["source_key"] == key and output["chunks"] and output["frames"] > 0, output
+        # A retried or replayed Task returns the stored output of the identical run.
+        assert functions.stages.probe(payload, LambdaContext("vidluxe-test-probe")) == output
+        manifests = stack.s3.list_objects_v2(Bucket=ARTIFACTS, Prefix=f"tasks/{task.task_id}/probe/")["Contents"]
+        assert any(item["Key"].endswith("/output.json") for item in manifests)
 
-    with pytest.raises(InvalidInputError):  # its class name is what the ASL Retry/Catch match
-        functions.stages.probe({**payload, "unexpected": 1}, LambdaContext("vidluxe-test-probe"))
+        with pytest.raises(InvalidInputError):  # its class name is what the ASL Retry/Catch match
+            functions.stages.probe({**payload, "unexpected": 1}, LambdaContext("vidluxe-test-probe"))
 
+        # A task of no tenant (a CLI's, in the same database): its stage runs report nothing either.
+        cli_task = submit_enhance(functions.stages._runtime(), new_task_id(), clip, EnhanceOptions())
+        cli_payload = step_functions_payload("enhance", "Probe", cli_task.input, execution_name=cli_task.task_id)
+        assert functions.stages.probe(cli_payload, LambdaContext("vidluxe-test-probe"))["frames"] > 0
+
+    services = functions.stages.cloud_services()
+    tenant_id = services.videos.videos.get(task.task_id).tenant_id
+    assert services.extras["webhook_outbox"].list_deliveries(tenant_id).items == []
     lines = lambda_stdout()
+    assert _not_woken(lines) == []
     emf = [line for line in lines if "StageInvocations" in line]
-    assert len(emf) == 3 and {line["stage"] for line in emf} == {"probe"}
-    assert [line.get("StageErrors") for line in emf] == [None, None, [1.0]]
+    assert len(emf) == 4 and {line["stage"] for line in emf} == {"probe"}
+    assert [line.get("StageErrors") for line in emf] == [None, None, [1.0], None]
     assert all(line["StageSeconds"][0] >= 0 for line in emf)
     failure = next(line for line in lines if line.get("message") == "stage failed")
     assert failure["correlation_id"] == task.task_id and failure["function_name"] == "vidluxe-test-probe"
@@ -275,30 +307,28 @@ def test_a_failed_execution_records_the_stage_error_code(
     assert timed_out == ("States.Timeout", "The execution timed out.")
 
 
-def test_a_move_wakes_the_webhook_delivery_at_once(
+def test_the_api_and_each_move_wake_the_webhook_delivery_after_their_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws: None, fresh_containers: None, clip: Path,
     lambda_stdout: Callable[[], list[dict[str, Any]]],
 ) -> None:
     stack = _deploy(
         tmp_path, monkeypatch, VIDLUXE_WEBHOOK_DELIVERY_FUNCTION=DELIVERY_FUNCTION, VIDLUXE_WEBHOOKS_ALLOW_PRIVATE="1"
     )
-    created, key, _ = _create_and_upload(stack, clip, webhook_url="http://127.0.0.1:9/hooks")
-    functions.upload_trigger.handler(s3_object_created(UPLOADS, key, clip.stat().st_size), LambdaContext("t"))
-    (execution,) = stack.sfn.list_executions(stateMachineArn=stack.machines["enhance"])["executions"]
+    stubber = _wakes(monkeypatch)
+    stubber.add_client_error("invoke", "TooManyRequestsException", http_status_code=429, expected_params=WAKE)
+    stubber.add_response("invoke", {"StatusCode": 202}, WAKE)
+    stubber.add_client_error("invoke", "TooManyRequestsException", http_status_code=429, expected_params=WAKE)
     context = LambdaContext("vidluxe-test-executionEvents")
-
-    def send(status: str, **fields: Any) -> dict[str, Any]:
-        event = execution_status_change(execution["executionArn"], status, **fields)
-        return functions.execution_events.handler(event, context)
-
-    # The request the function sends, checked against the Lambda API's model by botocore's Stubber.
-    client = boto3.client("lambda", region_name=REGION)
-    wake = {"FunctionName": DELIVERY_FUNCTION, "InvocationType": "Event", "Payload": b"{}"}
-    stubber = Stubber(client)
-    stubber.add_response("invoke", {"StatusCode": 202}, wake)
-    stubber.add_client_error("invoke", "TooManyRequestsException", http_status_code=429, expected_params=wake)
-    monkeypatch.setattr(functions.execution_events, "_lambda_client", lambda: client)
     with stubber:
+        # task.created, then a throttled wake-up: the API still answers 201 (asserted in _create_and_upload).
+        created, key, _ = _create_and_upload(stack, clip, webhook_url=HOOK_URL)
+        functions.upload_trigger.handler(s3_object_created(UPLOADS, key, clip.stat().st_size), LambdaContext("t"))
+        (execution,) = stack.sfn.list_executions(stateMachineArn=stack.machines["enhance"])["executions"]
+
+        def send(status: str, **fields: Any) -> dict[str, Any]:
+            event = execution_status_change(execution["executionArn"], status, **fields)
+            return functions.execution_events.handler(event, context)
+
         assert send("RUNNING")["moved"]  # task.started in the outbox, the delivery woken
         assert not send("RUNNING")["moved"]  # a repeat moves nothing and wakes nothing
         assert send("FAILED", error="States.Timeout", cause="timed out")["moved"]  # a throttled wake-up ...
@@ -308,11 +338,52 @@ def test_a_move_wakes_the_webhook_delivery_at_once(
 
     services = functions.execution_events.cloud_services()
     tenant_id = services.videos.videos.get(task.task_id).tenant_id
-    pending = services.extras["webhook_outbox"].list_deliveries(tenant_id).items  # for the woken delivery
+    pending = services.extras["webhook_outbox"].list_deliveries(tenant_id).items  # for the next delivery run
     assert sorted(item.event_type.value for item in pending) == ["task.created", "task.failed", "task.started"]
-    lines = lambda_stdout()
-    assert [line["woke_delivery"] for line in lines if "woke_delivery" in line] == [True, False, False]
-    assert any(line.get("message") == "webhook delivery not woken" for line in lines)
+    not_woken = _not_woken(lambda_stdout())  # the two throttled, and no invoke nobody expected
+    assert len(not_woken) == 2 and all("TooManyRequestsException" in error for error in not_woken), not_woken
+
+
+def test_a_stage_lambda_reports_task_stage_completed_once_per_run_and_wakes_the_delivery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws: None, fresh_containers: None, clip: Path,
+    backend_env: dict[str, str], lambda_stdout: Callable[[], list[dict[str, Any]]],
+) -> None:
+    stack = _deploy(
+        tmp_path, monkeypatch, VIDLUXE_WEBHOOK_DELIVERY_FUNCTION=DELIVERY_FUNCTION, VIDLUXE_WEBHOOKS_ALLOW_PRIVATE="1",
+        **backend_env,
+    )
+    stubber = _wakes(monkeypatch)
+    for _ in range(3):  # after task.created, the Probe run and the Probe run retried
+        stubber.add_response("invoke", {"StatusCode": 202}, WAKE)
+    context = LambdaContext("vidluxe-test-probe")
+    with stubber:
+        created, key, _ = _create_and_upload(stack, clip, webhook_url=HOOK_URL)
+        functions.upload_trigger.handler(s3_object_created(UPLOADS, key, clip.stat().st_size), LambdaContext("t"))
+        task_id = created["task_id"]
+        task = functions.stages.cloud_services().runtime.tasks.get_task(task_id)
+        payload = step_functions_payload("enhance", "Probe", task.input, execution_name=task_id)
+        output = functions.stages.probe(payload, context)
+        # Step Functions retrying the Task (its Lambda timed out after the run, say): the same run, reused.
+        assert functions.stages.probe(payload, context) == output
+        stubber.assert_no_pending_responses()
+
+    services = functions.stages.cloud_services()
+    video = services.videos.videos.get(task_id)
+    outbox = services.extras["webhook_outbox"]
+    events = {item.event_type: item for item in outbox.list_deliveries(video.tenant_id, task_id=task_id).items}
+    assert sorted(events) == [EventType.TASK_CREATED, EventType.TASK_STAGE_COMPLETED]  # one stage event, not two
+    # Its webhook-id is the local runner's: derived from the stage and the run's input hash.
+    unit = input_hash(PROBE, PROBE.input_model.model_validate(payload))[:16]
+    stage_event = events[EventType.TASK_STAGE_COMPLETED]
+    assert stage_event.message_id == derived_event_id(
+        video.tenant_id, task_id, EventType.TASK_STAGE_COMPLETED, f"probe/{unit}"
+    )
+    assert stage_event.url == HOOK_URL
+    # Its body, as the woken delivery claims it: the local runner's payload.
+    now = services.runtime.clock.now()
+    (claimed,) = [m for m in outbox.claim_due(now, owner="test") if m.event_type is EventType.TASK_STAGE_COMPLETED]
+    assert json.loads(claimed.body)["data"] == task_stage_completed_data(task_id, stage="probe")
+    assert _not_woken(lambda_stdout()) == []
 
 
 def test_every_stage_of_every_state_machine_has_a_lambda_handler() -> None:

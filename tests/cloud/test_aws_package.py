@@ -386,9 +386,22 @@ def test_webhook_delivery_runs_every_minute_one_or_two_at_a_time(template: Templ
     assert {a.split(":")[0] for a in actions} == {"xray", "kms", "ssm", "logs"}, actions
 
 
-def test_execution_events_may_wake_exactly_the_webhook_delivery(template: Template) -> None:
-    events = template["Resources"]["ExecutionEventsLambdaFunction"]["Properties"]
-    variables = events["Environment"]["Variables"]
-    assert variables["VIDLUXE_WEBHOOK_DELIVERY_FUNCTION"] == {"Ref": "WebhookDeliveryLambdaFunction"}
-    (invoke,) = _statements(template["Resources"][_get_att(events["Role"])], "lambda:InvokeFunction")
-    assert _get_att(invoke["Resource"]) == "WebhookDeliveryLambdaFunction"
+def test_the_functions_that_report_events_may_wake_exactly_the_webhook_delivery(template: Template) -> None:
+    functions = _resources(template, "AWS::Lambda::Function")
+    stages = {name for name, r in functions.items() if r["Properties"]["ImageConfig"]["Command"][0].startswith(
+        "functions.stages.")}
+    assert len(stages) == len(ALL_STAGES)
+    reporting = {"ApiLambdaFunction", "ExecutionEventsLambdaFunction", *stages}
+    for name, function in functions.items():
+        properties = function["Properties"]
+        variable = properties["Environment"]["Variables"].get("VIDLUXE_WEBHOOK_DELIVERY_FUNCTION")
+        role = template["Resources"][_get_att(properties["Role"])]
+        invoked = {  # the stack's functions (Remotion's, outside the stack, is an Fn::Sub ARN)
+            _get_att(r) for s in _statements(role, "lambda:InvokeFunction") for r in _list(s["Resource"])
+            if isinstance(r, dict) and "Fn::GetAtt" in r
+        }
+        if name in reporting:
+            assert variable == {"Ref": "WebhookDeliveryLambdaFunction"}, name
+            assert invoked == {"WebhookDeliveryLambdaFunction"}, name  # no other function of the stack
+        else:  # the upload trigger, the GPU dispatch, the delivery itself: they report no event
+            assert variable is None and invoked == set(), name
