@@ -93,6 +93,15 @@ class _Journal:
 
 
 @dataclass(frozen=True)
+class _Known:
+    """What a poll's one query read beside the video and its task."""
+
+    journal_length: int
+    first_run_started: datetime | None
+    cost_version: str | None  # CostStore.entries_version_scalar; None without a cost ledger
+
+
+@dataclass(frozen=True)
 class _StatusFacts:
     """What a status document is made of, read from the database in one plan."""
 
@@ -187,9 +196,11 @@ class VideoService:
         self.costs = costs
         self._definitions: dict[str, dict[str, Any]] = {}
         # While a poller polls, a task's journal is read and parsed (outputs of tens of KB) only when
-        # it grew, and its outputs are signed once per expiry window.
+        # it grew, its cost summary only when its entries changed, and its outputs are signed once per
+        # expiry window.
         self._journals: _PerTask[_Journal] = _PerTask()
         self._signed_outputs: _PerTask[_SignedOutputs] = _PerTask()
+        self._costs: _PerTask[tuple[str | None, CostSummary]] = _PerTask()  # by the entries' version
 
     # ------------------------------------------------------------------------------------- create
 
@@ -357,21 +368,32 @@ class VideoService:
         return self._status_of(await self.videos.database.read_async(self._facts_plan(tenant_id, task_id)))
 
     def _status(self, video: VideoRecord, task: TaskRecord) -> VideoStatus:
-        return self._status_of(self.videos.database.read(self._details_plan(video, task, journal_length=None)))
+        return self._status_of(self.videos.database.read(self._details_plan(video, task, None)))
 
     def _facts_plan(self, tenant_id: str, task_id: str) -> ReadPlan[_StatusFacts]:
-        video, task, journal_length = yield from self.videos.with_task_plan(task_id, tenant_id=tenant_id)
-        return (yield from self._details_plan(video, task, journal_length=journal_length))
+        """A poll: one query while the task's journal and cost entries stay as they were (the video,
+        its task, the journal's length, the first stage run's start and the entries' version)."""
+        scalars = [self._task_store.first_run_started_scalar]
+        if self.costs is not None:
+            scalars.append(self.costs.entries_version_scalar)
+        video, task, journal_length, values = yield from self.videos.with_task_plan(
+            task_id, tenant_id=tenant_id, scalars=scalars
+        )
+        known = _Known(
+            journal_length=journal_length,
+            first_run_started=self._task_store.load_first_run_started(values[0]),
+            cost_version=str(values[1]) if len(values) > 1 else None,
+        )
+        return (yield from self._details_plan(video, task, known))
 
-    def _details_plan(
-        self, video: VideoRecord, task: TaskRecord, *, journal_length: int | None
-    ) -> ReadPlan[_StatusFacts]:
-        """Only what the task's status needs: the journal while it runs or once it stopped short (kept
-        from an earlier read while ``journal_length``, when known, says it did not grow)."""
+    def _details_plan(self, video: VideoRecord, task: TaskRecord, known: _Known | None) -> ReadPlan[_StatusFacts]:
+        """Only what the task's status needs: the journal while it runs or once it stopped short, and
+        the cost summary; each kept from an earlier read while ``known`` (what a poll's query read)
+        says it did not change."""
         journal = started = None
         if task.status not in (TaskStatus.SUCCEEDED, TaskStatus.AWAITING_UPLOAD, TaskStatus.PENDING):
             journal = self._journals.get(task.task_id)
-            if journal is None or journal.length != journal_length:
+            if journal is None or known is None or journal.length != known.journal_length:
                 transitions = yield from self._task_store.transitions_plan(task.task_id)
                 journal = _Journal(
                     length=len(transitions),
@@ -380,9 +402,22 @@ class VideoService:
                 )
                 self._journals.put(task.task_id, journal)
             if task.status == TaskStatus.RUNNING and journal.first_recorded_at is not None:
-                started = yield from self._task_store.first_run_started_plan(task.task_id)
-        cost = (yield from self.costs.summary_plan(task.task_id)) if self.costs is not None else None
-        return _StatusFacts(video, task, journal, started, cost)
+                if known is not None:
+                    started = known.first_run_started
+                else:
+                    started = yield from self._task_store.first_run_started_plan(task.task_id)
+        return _StatusFacts(video, task, journal, started, (yield from self._cost_plan(task.task_id, known)))
+
+    def _cost_plan(self, task_id: str, known: _Known | None) -> ReadPlan[CostSummary | None]:
+        if self.costs is None:
+            return None
+        kept = self._costs.get(task_id)
+        if known is not None and kept is not None and kept[0] == known.cost_version:
+            return kept[1]
+        summary = yield from self.costs.summary_plan(task_id)
+        if known is not None:
+            self._costs.put(task_id, (known.cost_version, summary))
+        return summary
 
     def _status_of(self, facts: _StatusFacts) -> VideoStatus:
         video, task, journal = facts.video, facts.task, facts.journal

@@ -131,6 +131,15 @@ class CostStore:
         """The task's total and per-stage cost (zero while nothing was billed). One indexed query."""
         return self._db.read(self.summary_plan(task_id))
 
+    @property
+    def entries_version_scalar(self) -> str:
+        """A scalar subquery (``{task_id}``: the task id's column) whose value changes whenever the
+        task's entries do: their count and highest id (ids only grow; a replacement deletes and
+        inserts, a deletion alone lowers the count)."""
+        return (
+            f"(SELECT COUNT(*) || ':' || COALESCE(MAX(id), 0) FROM {self._entries} WHERE task_id = {{task_id}})"
+        )
+
     def summary_plan(self, task_id: str) -> ReadPlan[CostSummary]:
         """:meth:`summary` as a read plan."""
         rows = yield (

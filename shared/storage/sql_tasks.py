@@ -362,8 +362,17 @@ class SqlTaskStore:
     def first_run_started_plan(self, task_id: str) -> ReadPlan[datetime | None]:
         """When the task's earliest stage run started (None before its first): what the status's ETA
         needs of :meth:`list_stage_runs`, without reading every run."""
-        rows = yield (f"SELECT MIN(started_at) FROM {self._stage_runs} WHERE task_id = ?", (task_id,))
-        return None if not rows or rows[0][0] is None else self._db.load_timestamp(rows[0][0])
+        rows = yield ("SELECT " + self.first_run_started_scalar.format(task_id="?"), (task_id,))
+        return self.load_first_run_started(rows[0][0] if rows else None)
+
+    @property
+    def first_run_started_scalar(self) -> str:
+        """:meth:`first_run_started_plan` as a scalar subquery for another query (``{task_id}``: the
+        task id's column); its value goes through :meth:`load_first_run_started`."""
+        return f"(SELECT MIN(started_at) FROM {self._stage_runs} WHERE task_id = {{task_id}})"
+
+    def load_first_run_started(self, value: Any) -> datetime | None:
+        return None if value is None else self._db.load_timestamp(value)
 
     def record_stage_run(self, report: StageReport) -> None:
         """Append one stage run. Raises NotFoundError for an unknown task id."""

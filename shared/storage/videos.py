@@ -84,10 +84,7 @@ class VideoStore:
         self._db = database
         self._videos = database.table("videos")
         self._tasks = database.table("tasks")
-        self._with_task_sql = (
-            f"SELECT {_prefixed('v', _COLUMNS)}, {_prefixed('t', TASK_COLUMNS)}, t.last_seq "
-            f"FROM {self._videos} v JOIN {self._tasks} t ON t.task_id = v.task_id WHERE v.task_id = ?"
-        )
+        self._with_task_sql: dict[tuple[str, ...], str] = {}  # by the scalars asked for
         database.create_schema(_DDL)
 
     @property
@@ -157,15 +154,28 @@ class VideoStore:
             raise NotFoundError(f"No video with id {task_id!r}.")
         return self._from_row(rows[0])
 
-    def with_task_plan(self, task_id: str, *, tenant_id: str) -> ReadPlan[tuple[VideoRecord, TaskRecord, int]]:
-        """The tenant's video, its task and how many transitions its journal holds (they are numbered
-        1, 2, ... and never removed, so the count names the journal), in one query. Raises
-        NotFoundError like :meth:`get`."""
-        rows = yield (self._with_task_sql, (task_id,))
+    def with_task_plan(
+        self, task_id: str, *, tenant_id: str, scalars: Sequence[str] = ()
+    ) -> ReadPlan[tuple[VideoRecord, TaskRecord, int, tuple[Any, ...]]]:
+        """The tenant's video, its task, how many transitions its journal holds (they are numbered
+        1, 2, ... and never removed, so the count names the journal) and the value of each of
+        ``scalars``, in one query. A scalar is another store's scalar subquery about the task, with
+        ``{task_id}`` where it names the task's id column (SqlTaskStore.FIRST_RUN_STARTED, say).
+        Raises NotFoundError like :meth:`get`."""
+        sql = self._with_task_sql.get(tuple(scalars))
+        if sql is None:
+            extra = "".join(f", {scalar.format(task_id='t.task_id')}" for scalar in scalars)
+            sql = self._with_task_sql[tuple(scalars)] = (
+                f"SELECT {_prefixed('v', _COLUMNS)}, {_prefixed('t', TASK_COLUMNS)}, t.last_seq{extra} "
+                f"FROM {self._videos} v JOIN {self._tasks} t ON t.task_id = v.task_id WHERE v.task_id = ?"
+            )
+        rows = yield (sql, (task_id,))
         if not rows or rows[0][1] != tenant_id:
             raise NotFoundError(f"No video with id {task_id!r}.")
         row = rows[0]
-        return self._from_row(row[:_WIDTH]), task_from_row(self._db, row[_WIDTH:-1]), int(row[-1])
+        end = len(row) - len(scalars)
+        task = task_from_row(self._db, row[_WIDTH : end - 1])
+        return self._from_row(row[:_WIDTH]), task, int(row[end - 1]), tuple(row[end:])
 
     def find_by_idempotency_key(self, tenant_id: str, idempotency_key: str) -> VideoRecord | None:
         with self._db.transaction(write=False) as tx:

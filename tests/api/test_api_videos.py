@@ -15,6 +15,7 @@ from service_helpers import ServiceFactory, issue_key
 from shared.cli.serve import LocalService
 from shared.settings import Settings
 from shared.settings_service import ServiceSettings
+from shared.storage.costs import CostEntry
 from shared.storage.tasks import StageReport, StageRunStatus, TaskStatus, TransitionRecord
 
 
@@ -166,6 +167,61 @@ def test_a_running_task_is_polled_from_its_journal(client: httpx.Client, service
                                              state_name="LearnStyle", state_type="Task", output={}, recorded_at=now))
     moved = client.get(f"/v1/videos/{task_id}", headers={"If-None-Match": polled.headers["etag"]})
     assert moved.status_code == 200 and moved.json()["progress"] == pytest.approx(2 / 10)  # the journal grew
+
+
+def test_a_poll_is_one_query_until_the_journal_or_the_costs_change(
+    client: httpx.Client, service: LocalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal and the cost summary are read again only when the poll's one query says they
+    changed; a cost entry added, or a stage's entries replaced by none, shows in the next poll."""
+    assert service.services is not None
+    videos = service.services.videos
+    costs, database, tasks = videos.costs, videos.videos.database, service.services.runtime.tasks
+    assert costs is not None
+    queries: list[str] = []
+    read_async = database.read_async
+
+    async def counted(plan: Any) -> Any:
+        def count(request: Any) -> Any:
+            queries.append(request[0])
+            return request
+
+        def counting() -> Any:  # the same plan, each query it asks for noted on its way to the database
+            request = count(next(plan))
+            while True:
+                try:
+                    request = count(plan.send((yield request)))
+                except StopIteration as done:
+                    return done.value
+
+        return await read_async(counting())
+
+    monkeypatch.setattr(database, "read_async", counted)
+    task_id = client.post("/v1/videos", json=_enhance()).json()["task_id"]
+    now = datetime.now(UTC)
+    assert tasks.update_status_if(task_id, expected=[TaskStatus.AWAITING_UPLOAD], status=TaskStatus.RUNNING)
+    tasks.record_transition(TransitionRecord(task_id=task_id, position="Probe#1", state_name="Probe",
+                                             state_type="Task", output={}, recorded_at=now))
+
+    def entry(stage: str, amount: float) -> CostEntry:
+        return CostEntry(task_id=task_id, stage=stage, provider="aws_lambda", resource="cpu_seconds", quantity=1,
+                         unit="s", unit_price_usd=amount, amount_usd=amount, price_version="t", recorded_at=now)
+
+    def poll() -> tuple[int, dict[str, Any]]:
+        queries.clear()
+        document = client.get(f"/v1/videos/{task_id}").json()
+        return len(queries), document["cost"]
+
+    assert poll()[0] == 3  # the first: the video and its task, then the journal, then the costs
+    count, cost = poll()
+    assert count == 1 and cost["total_usd"] == 0.0
+    costs.record([entry("probe", 0.25), entry("matte", 0.5)])
+    count, cost = poll()
+    assert count == 2 and cost["total_usd"] == pytest.approx(0.75)
+    assert poll()[0] == 1
+    costs.replace_stage(task_id, "probe", [])  # fewer entries, the same highest id
+    count, cost = poll()
+    assert count == 2 and cost["total_usd"] == pytest.approx(0.5) and set(cost["by_stage"]) == {"matte"}
 
 
 def test_cancel_and_retry_answer_conflicts(client: httpx.Client) -> None:

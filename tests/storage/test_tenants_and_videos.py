@@ -128,8 +128,12 @@ def test_videos_belong_to_one_tenant_and_page_newest_first(database: SqlDatabase
         videos.get("missing")
     tasks.record_transition(TransitionRecord(task_id="t1", position="A#1", state_name="A", state_type="Pass",
                                              recorded_at=clock.now()))
-    video, task, journal_length = database.read(videos.with_task_plan("t1", tenant_id="ten_a"))
-    assert video == videos.get("t1") and task == tasks.get_task("t1") and journal_length == 1
+    video, task, journal_length, scalars = database.read(videos.with_task_plan("t1", tenant_id="ten_a"))
+    assert video == videos.get("t1") and task == tasks.get_task("t1") and journal_length == 1 and scalars == ()
+    # Another store's scalar subqueries come back beside them, from the same query.
+    started = tasks.first_run_started_scalar
+    *_, scalars = database.read(videos.with_task_plan("t1", tenant_id="ten_a", scalars=[started, "(SELECT 7)"]))
+    assert scalars[1] == 7 and tasks.load_first_run_started(scalars[0]) is None
     for task_id in ("t4", "missing"):  # another tenant's video is reported exactly like a missing one
         with pytest.raises(NotFoundError, match=task_id):
             asyncio.run(database.read_async(videos.with_task_plan(task_id, tenant_id="ten_a")))
