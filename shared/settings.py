@@ -35,6 +35,12 @@ class Settings(BaseSettings):
 
     task_store: Literal["sqlite", "postgres", "supabase"] = "sqlite"
     database_url: str | None = Field(default=None, description="postgresql://... for the postgres backend.")
+    database_prepared_statements: bool = Field(
+        default=True,
+        description="Server-side prepared statements for the queries the service repeats (a poll's costs "
+        "PostgreSQL a third of its CPU unprepared); false behind a transaction-mode pooler that cannot carry "
+        "them (Supabase's on port 6543, PgBouncer before 1.21).",
+    )
     # The supabase task store speaks HTTP (PostgREST) instead of holding connections; the vendor's own
     # variable names are read too, after the VIDLUXE_ ones.
     supabase_url: str | None = Field(

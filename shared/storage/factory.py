@@ -51,7 +51,9 @@ def build_database(settings: Settings, *, pool_size: int = 4) -> SqlDatabase:
             )
         from shared.storage.sql import PostgresDatabase
 
-        return PostgresDatabase(settings.database_url, pool_size=pool_size)
+        return PostgresDatabase(
+            settings.database_url, pool_size=pool_size, prepared_statements=settings.database_prepared_statements
+        )
     if settings.task_store == "sqlite":
         from shared.storage.sql import SqliteDatabase
 
@@ -86,7 +88,9 @@ def build_task_store(settings: Settings, clock: Clock, *, database: SqlDatabase 
                 "The postgres task store needs a database: set VIDLUXE_DATABASE_URL "
                 "(postgresql://user:password@host:5432/dbname)."
             )
-        return PostgresTaskStore(settings.database_url, clock)
+        return PostgresTaskStore(
+            settings.database_url, clock, prepared_statements=settings.database_prepared_statements
+        )
     if settings.task_store == "sqlite":
         return SqliteTaskStore(settings.sqlite_path, clock)
     if settings.task_store == "supabase":

@@ -444,13 +444,15 @@ class SqliteTaskStore(SqlTaskStore):
 class PostgresTaskStore(SqlTaskStore):
     """The cloud task store on a PostgreSQL database of its own (see :class:`PostgresDatabase`)."""
 
-    def __init__(self, dsn: str, clock: Clock, *, schema: str | None = None, pool_size: int = 4) -> None:
+    def __init__(
+        self, dsn: str, clock: Clock, *, schema: str | None = None, pool_size: int = 4, prepared_statements: bool = True
+    ) -> None:
         """Connect and create the schema if missing.
 
         Raises ValueError for a schema name outside ``[a-z_][a-z0-9_]*`` or a pool_size < 1, and
         psycopg.OperationalError if the database cannot be reached.
         """
-        database = PostgresDatabase(dsn, schema=schema, pool_size=pool_size)
+        database = PostgresDatabase(dsn, schema=schema, pool_size=pool_size, prepared_statements=prepared_statements)
         try:
             super().__init__(database, clock, owns_database=True)
         except BaseException:

@@ -192,3 +192,41 @@ def test_postgres_loop_reads_replace_a_connection_the_server_dropped(
 def _backend_pid_plan() -> ReadPlan[int]:
     rows = yield ("SELECT pg_backend_pid()", ())
     return int(rows[0][0])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("prepared", [True, False])
+def test_postgres_prepares_repeated_queries_unless_told_not_to(postgres_url: str, prepared: bool) -> None:
+    """A query run again and again is prepared on the server (planned once); not behind a
+    transaction-mode pooler, which cannot carry prepared statements from one transaction to the next."""
+    database = PostgresDatabase(postgres_url, pool_size=1, prepared_statements=prepared)
+    try:
+
+        async def poll_and_count() -> int:
+            for _ in range(8):
+                await database.read_async(_one_row())
+            rows = await database.read_async(_prepared_count())
+            return int(rows[0][0])
+
+        async def both() -> tuple[int, int]:
+            loop_count = await poll_and_count()
+            with database.transaction(write=False) as tx:
+                for _ in range(8):
+                    tx.query("SELECT 1 + ?", (1,))
+                thread_count = int(tx.query("SELECT count(*) FROM pg_prepared_statements")[0][0])
+            return loop_count, thread_count
+
+        loop_count, thread_count = asyncio.run(both())
+        assert (loop_count >= 1, thread_count >= 1) == (prepared, prepared)
+    finally:
+        database.close()
+
+
+def _one_row() -> Any:
+    rows = yield ("SELECT 2 + ?", (2,))
+    return rows
+
+
+def _prepared_count() -> Any:
+    rows = yield ("SELECT count(*) FROM pg_prepared_statements", ())
+    return rows
