@@ -24,7 +24,10 @@ class BodySizeLimit:
         if scope["type"] != "http" or str(scope.get("path", "")).startswith(self._exempt):
             await self._app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, chunked = _body_headers(scope)
+        if declared is None and not chunked:  # no Content-Length and no Transfer-Encoding: no body (a poll)
+            await self._app(scope, receive, send)
+            return
         if declared is not None and declared > self._max:
             await self._refuse(scope, receive, send, f"The request body is {declared} bytes; the limit is {self._max}.")
             return
@@ -51,11 +54,16 @@ class BodySizeLimit:
         await error_response(413, PayloadTooLargeError.code, message)(scope, receive, send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _body_headers(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length (None if absent or not a number), and whether a Transfer-Encoding
+    (chunked) body follows."""
+    length, chunked = None, False
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None
-    return None
+                length = -1  # not a number: read and count what comes
+        elif name == b"transfer-encoding":
+            chunked = True
+    return (None if length == -1 else length), chunked or length == -1
