@@ -6,8 +6,10 @@ file; no PyAV exception escapes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -291,7 +293,10 @@ def _scan(
 
 
 def _has_display_matrix(frame: av.VideoFrame) -> bool:
-    return any(getattr(data, "type", None) == SideDataType.DISPLAYMATRIX for data in frame.side_data)
+    side_data: Any = frame.side_data
+    if isinstance(side_data, Mapping):  # PyAV 18: a mapping keyed by type (iterating gives the types)
+        return SideDataType.DISPLAYMATRIX in side_data
+    return any(getattr(data, "type", None) == SideDataType.DISPLAYMATRIX for data in side_data)
 
 
 def _clockwise(counter_clockwise_degrees: float) -> int:
