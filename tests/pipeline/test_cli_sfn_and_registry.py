@@ -10,6 +10,7 @@ import pytest
 
 import state_machines
 from functions import stages as lambda_stages
+from functions.service import cloud_services
 from shared.asl import AslDefinitionError, StateMachine
 from shared.cli import main
 from shared.pipeline.execution import create_task
@@ -68,7 +69,9 @@ def test_unknown_function_fails_at_load_time() -> None:
 
 
 def test_lambda_handler_runs_the_same_stage(use_backend: dict[str, str]) -> None:
+    # The stage runtime is the service's, built once per container: each backend gets its own here.
     lambda_stages._runtime.cache_clear()
+    cloud_services.cache_clear()
     try:
         create_task(lambda_stages._runtime(), "enhance", {}, "tsk_lambda")
         context = SimpleNamespace(  # the attributes powertools' Logger reads from the Lambda runtime's context
@@ -78,8 +81,9 @@ def test_lambda_handler_runs_the_same_stage(use_backend: dict[str, str]) -> None
         result = lambda_stages.learn_style({"task_id": "tsk_lambda", "preset": "warm", "reference_key": None}, context)
         runs = lambda_stages._runtime().tasks.list_stage_runs("tsk_lambda")
     finally:
-        lambda_stages._runtime().close()
+        cloud_services().close()
         lambda_stages._runtime.cache_clear()
+        cloud_services.cache_clear()
     assert [r.stage for r in runs] == ["learn_style"]
     assert result["style"]["source"] == "preset:warm"
     assert {s.function_name for s in ALL_STAGES} >= {"ProbeFunctionArn", "LearnStyleFunctionArn"}
