@@ -26,17 +26,13 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The VIDLUXE_* variables of one task-store backend (and the home). PostgreSQL runs in a fresh schema
-    (through the DSN's search_path, dropped afterwards), so tests never see each other's tasks."""
-    env = {"VIDLUXE_HOME": str(tmp_path / "home"), "VIDLUXE_TASK_STORE": request.param}
-    if request.param == "sqlite":
-        yield env
-        return
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A DSN of the test PostgreSQL whose search_path is a fresh schema (dropped afterwards), so tests
+    never see each other's rows. Skipped when PostgreSQL is down and VIDLUXE_TEST_SKIP_SERVICES=1."""
     import psycopg
 
-    schema = f"test_backend_{uuid.uuid4().hex[:12]}"
+    schema = f"test_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(POSTGRES_URL, autocommit=True)
     except psycopg.OperationalError as exc:
@@ -46,6 +42,15 @@ def backend_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict
     with admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')
         try:
-            yield {**env, "VIDLUXE_DATABASE_URL": f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"}
+            yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
         finally:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The VIDLUXE_* variables of one task-store backend (and the home); PostgreSQL in a fresh schema."""
+    env = {"VIDLUXE_HOME": str(tmp_path / "home"), "VIDLUXE_TASK_STORE": request.param}
+    if request.param == "postgres":
+        env["VIDLUXE_DATABASE_URL"] = request.getfixturevalue("fresh_postgres_url")
+    return env

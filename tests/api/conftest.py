@@ -6,9 +6,7 @@ PostgreSQL runs in a fresh schema (through the DSN's search_path), dropped after
 
 from __future__ import annotations
 
-import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ from shared.settings_service import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "talking_head.mp4"
-POSTGRES_URL = os.environ.get("VIDLUXE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="session")
@@ -39,27 +36,12 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     home = tmp_path / "home"
     if request.param == "sqlite":
-        yield Settings(home=home, task_store="sqlite", max_workers=2)
-        return
-    import psycopg
-
-    schema = f"test_api_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(POSTGRES_URL, autocommit=True)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("VIDLUXE_TEST_SKIP_SERVICES") == "1":
-            pytest.skip(f"PostgreSQL not reachable: {exc}")
-        raise
-    with admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-        try:
-            url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-            yield Settings(home=home, task_store="postgres", database_url=url, max_workers=2)
-        finally:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        return Settings(home=home, task_store="sqlite", max_workers=2)
+    url = request.getfixturevalue("fresh_postgres_url")
+    return Settings(home=home, task_store="postgres", database_url=url, max_workers=2)
 
 
 @pytest.fixture
