@@ -112,7 +112,7 @@ class _StatusFacts:
     cost: CostSummary | None
 
 
-_TASKS_KEPT = 10_000  # tasks whose journal summary and signed URLs VideoService keeps; the oldest go first
+_TASKS_KEPT = 10_000  # tasks whose journal summary, cost summary and signed URLs VideoService keeps
 
 
 class _PerTask(Generic[V]):
