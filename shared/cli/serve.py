@@ -15,6 +15,7 @@ here); this process keeps the runner and delivery and restarts a child that dies
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import signal
@@ -111,6 +112,8 @@ class LocalService:
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self._reuse_port:
+            if self._api_process is None and self._port:
+                _refuse_if_served(family, self._host, self._port)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((self._host, self._port))
@@ -291,6 +294,15 @@ def serve(
             service.serve_forever()
     finally:
         service.close()
+
+
+def _refuse_if_served(family: socket.AddressFamily, host: str, port: int) -> None:
+    """Raises OSError (EADDRINUSE) when something answers on ``host:port``: with SO_REUSEPORT a second
+    server would otherwise bind beside it and share its connections."""
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        if probe.connect_ex((host, port)) == 0:
+            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
 
 
 def _exit_with_parent() -> None:

@@ -120,6 +120,12 @@ def test_serve_with_two_api_processes_runs_uploads_and_cancels(tmp_path: Path, c
             time.sleep(0.2)
         api_pids = _children(server.pid)
         assert len(api_pids) == 2, (tmp_path / "serve.log").read_text()[-3000:]
+        # A second server on the port is refused, as a plain bind would be (SO_REUSEPORT would let it in).
+        second = subprocess.run(
+            [sys.executable, "-m", "shared.cli", "serve", "--port", str(port), "--api-processes", "2"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert second.returncode != 0 and "ADDRESS_IN_USE" in second.stdout + second.stderr, second.stderr[-2000:]
 
         headers = {"Authorization": f"Bearer {api_key}"}
         with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
