@@ -53,13 +53,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from proc_stats import machine_cpu
 from serve_process import (
     POSTGRES_URL,
     ROOT,
     ServeProcess,
     backend_env,
     create_key,
-    machine_cpu,
     make_clip,
     postgres_schema,
     upload,

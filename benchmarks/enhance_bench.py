@@ -26,6 +26,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from proc_stats import process_rss_bytes, process_tree
+
 from shared.media.ffmpeg import ffmpeg_exe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,28 +47,6 @@ def make_clip(seconds: float, out: Path) -> None:
     )
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = defaultdict(list)
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children[int(fields[1])].append(int(entry))
-        rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    total, stack = 0, [pid]
-    while stack:
-        current = stack.pop()
-        total += rss.get(current, 0)
-        stack.extend(children.get(current, []))
-    return total
-
-
 def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     """Run ``command``; return (wall seconds, CPU seconds of it and its descendants, peak RSS in bytes)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -78,7 +58,7 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float,
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, tree_rss_bytes(process.pid))
+            peak = max(peak, sum(process_rss_bytes(child) for child in process_tree(process.pid)))
             done.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)

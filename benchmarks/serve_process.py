@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+from proc_stats import process_cpu_seconds, process_tree
 
 from shared.media.ffmpeg import ffmpeg_exe
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTDATA = ROOT.parent / "shared" / "testdata" / "videos"
 POSTGRES_URL = os.environ.get("VIDLUXE_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -124,38 +124,6 @@ class ServeProcess:
                 self.process.wait()
         if self._log is not None:
             self._log.close()
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants alive now, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue  # exited meanwhile
-            children.setdefault(parent, []).append(int(entry.name))
-    tree, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        tree.append(current)
-        pending.extend(children.get(current, []))
-    return tree
-
-
-def process_cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
-    with open("/proc/stat") as handle:
-        values = [int(value) for value in handle.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle, iowait
-    return (sum(values) - idle) / CLOCK_TICKS, sum(values) / CLOCK_TICKS
 
 
 def make_clip(source: Path, out: Path, *, start: float, seconds: float, long_side: int = 640) -> Path:
